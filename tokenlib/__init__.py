@@ -3,14 +3,22 @@
 Bearer JWT access tokens (RFC 9068), certificate-bound tokens (RFC 8705, ``cnf.x5t#S256``)
 and DPoP-bound tokens (RFC 9449, ``cnf.jkt`` plus a proof per request). The core depends
 only on ``cryptography`` and ``pyjwt``; ``tokenlib.analysis`` (pandas, matplotlib) models
-replay windows, blast radius and deployability over OAuth flow inventories.
+replay windows, blast radius and deployability over OAuth flow inventories, and
+``tokenlib.client``/``tokenlib.asgi``/``tokenlib.lab`` (the ``lab`` extra) are the
+prototype kit. Submodules ``tokenlib.dpop`` and ``tokenlib.mtls`` hold the per-mechanism
+functions (``create_proof``, ``verify_proof``, ``cert_thumbprint``, ...).
 """
 
 from __future__ import annotations
 
+from tokenlib import dpop, mtls
+from tokenlib.bearer import AccessTokenCache, Issuer, TokenVerifier, verify_access_token
+from tokenlib.claims import AccessToken
+from tokenlib.dpop import DPoPPolicy, DPoPProof
 from tokenlib.errors import (
     InsufficientScope,
     InvalidDPoPProof,
+    InvalidGrant,
     InvalidRequest,
     InvalidToken,
     MissingToken,
@@ -19,22 +27,47 @@ from tokenlib.errors import (
     TokenError,
     UseDPoPNonce,
 )
+from tokenlib.introspection import introspect
 from tokenlib.jwk import generate_key, jwk_thumbprint, public_jwk
+from tokenlib.jwks import JWKSet
+from tokenlib.nonce import NonceManager
+from tokenlib.replay import MemoryReplayCache, ReplayCache
+from tokenlib.server import Grant, ResourceServer
+from tokenlib.token_endpoint import TokenEndpoint, TokenRequest
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessToken",
+    "AccessTokenCache",
+    "DPoPPolicy",
+    "DPoPProof",
+    "Grant",
     "InsufficientScope",
     "InvalidDPoPProof",
+    "InvalidGrant",
     "InvalidRequest",
     "InvalidToken",
+    "Issuer",
+    "JWKSet",
+    "MemoryReplayCache",
     "MissingToken",
+    "NonceManager",
+    "ReplayCache",
     "ReplayDetected",
     "ReplayStateUnavailable",
+    "ResourceServer",
+    "TokenEndpoint",
     "TokenError",
+    "TokenRequest",
+    "TokenVerifier",
     "UseDPoPNonce",
     "__version__",
+    "dpop",
     "generate_key",
+    "introspect",
     "jwk_thumbprint",
+    "mtls",
     "public_jwk",
+    "verify_access_token",
 ]

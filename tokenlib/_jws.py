@@ -132,7 +132,9 @@ def parse(
         )
     parts = token.split(".")
     if len(parts) != 3:
-        raise error(f"the {what} is not a compact JWS (three segments)", details={"check": "syntax"})
+        raise error(
+            f"the {what} is not a compact JWS (three segments)", details={"check": "syntax"}
+        )
     head_b64, body_b64, sig_b64 = parts
     try:
         head_raw = b64url_decode(head_b64)
@@ -168,7 +170,7 @@ def verify_signature(
     Returns the algorithm used. ``none``, HMAC and anything not in ``algorithms`` or not
     fitting the key are refused before any maths is done.
     """
-    alg = parsed.header["alg"]
+    alg: str = parsed.header["alg"]
     if alg not in algorithms or alg not in _IMPLS:
         raise error(
             f"the {what} algorithm is not allowed",

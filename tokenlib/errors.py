@@ -21,10 +21,11 @@ from typing import ClassVar
 
 __all__ = [
     "InsufficientScope",
-    "MissingToken",
     "InvalidDPoPProof",
+    "InvalidGrant",
     "InvalidRequest",
     "InvalidToken",
+    "MissingToken",
     "ReplayDetected",
     "ReplayStateUnavailable",
     "TokenError",
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 # RFC 6750 §3: error_description uses %x20-21 / %x23-5B / %x5D-7E (no '"' and no '\').
-_UNSAFE_QUOTED = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+_UNSAFE_QUOTED = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 _MAX_DESCRIPTION = 200
 
 
@@ -124,7 +125,10 @@ class TokenError(Exception):
 
     def explain(self) -> str:
         """A human-readable, multi-line account of what was compared and why it failed."""
-        lines = [f"{type(self).__name__} [{self.error}, HTTP {self.status_code}]", f"  {self.description}"]
+        lines = [
+            f"{type(self).__name__} [{self.error}, HTTP {self.status_code}]",
+            f"  {self.description}",
+        ]
         width = max((len(k) for k in self.details), default=0)
         lines.extend(f"  {key.ljust(width)} : {value}" for key, value in self.details.items())
         return "\n".join(lines)
@@ -171,6 +175,18 @@ class InvalidRequest(TokenError):
 
     error = "invalid_request"
     default_status = 400
+
+
+class InvalidGrant(TokenError):
+    """At the token endpoint: the grant (code or refresh token) is bound to another key
+    (RFC 6749 §5.2 ``invalid_grant``, HTTP 400, JSON body, no ``WWW-Authenticate``)."""
+
+    error = "invalid_grant"
+    default_status = 400
+
+    def __init__(self, description: str, **kwargs: object) -> None:
+        kwargs.setdefault("endpoint", "token")
+        super().__init__(description, **kwargs)  # type: ignore[arg-type]
 
 
 class InvalidToken(TokenError):

@@ -11,6 +11,8 @@ import base64
 import hashlib
 import json
 import os
+import re
+import string
 import tempfile
 import threading
 from collections import OrderedDict
@@ -59,7 +61,14 @@ ALGORITHMS: Final[tuple[str, ...]] = (
     "RS512",
 )
 #: The default verification allowlist (FAPI 2.0 style: no PKCS#1 v1.5 except RS256).
-DEFAULT_ALGORITHMS: Final[tuple[str, ...]] = ("ES256", "ES384", "EdDSA", "Ed25519", "PS256", "RS256")
+DEFAULT_ALGORITHMS: Final[tuple[str, ...]] = (
+    "ES256",
+    "ES384",
+    "EdDSA",
+    "Ed25519",
+    "PS256",
+    "RS256",
+)
 
 MIN_RSA_BITS: Final = 2048
 _EC_CURVES: Final[dict[str, tuple[type[ec.EllipticCurve], int, str]]] = {
@@ -77,13 +86,28 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+# RFC 4648 §3.5: in the canonical encoding the unused low bits of the last character are 0.
+_LAST_CHAR_MASK: Final = {2: 0x0F, 3: 0x03}
+_B64_INDEX: Final = {
+    c: i
+    for i, c in enumerate(string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_")
+}
+
+
 def b64url_decode(data: str) -> bytes:
-    """Strict unpadded base64url decode; raises ``ValueError`` on padding or bad characters."""
-    if "=" in data or "+" in data or "/" in data:
+    """Strict, canonical, unpadded base64url decode (RFC 7515 §2, RFC 4648 §3.5).
+
+    Refuses padding, characters outside the alphabet, impossible lengths and non-zero
+    unused bits, so one value has exactly one spelling.
+    """
+    if not _B64URL.fullmatch(data):
         raise ValueError("not unpadded base64url")
     rem = len(data) % 4
     if rem == 1:
         raise ValueError("invalid base64url length")
+    if rem and _B64_INDEX[data[-1]] & _LAST_CHAR_MASK[rem]:
+        raise ValueError("non-canonical base64url (unused bits set)")
     return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
 
 
@@ -131,7 +155,9 @@ def alg_matches_key(alg: str, key: PrivateKey | PublicKey) -> bool:
     if alg in ("EdDSA", "Ed25519"):
         return isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
     if alg in ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"):
-        return isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey) and key.key_size >= MIN_RSA_BITS
+        return (
+            isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey) and key.key_size >= MIN_RSA_BITS
+        )
     return False
 
 
@@ -291,7 +317,9 @@ class _KeyCache:
 _KEYS = _KeyCache()
 
 
-def load_public_jwk(jwk: object, *, error: type[TokenError] = InvalidToken) -> tuple[PublicKey, str]:
+def load_public_jwk(
+    jwk: object, *, error: type[TokenError] = InvalidToken
+) -> tuple[PublicKey, str]:
     """Parse an untrusted public JWK into ``(key, RFC 7638 thumbprint)``.
 
     Refuses private members, ``oct`` keys, unknown ``kty``/``crv``, short RSA moduli and
@@ -309,7 +337,9 @@ def load_public_jwk(jwk: object, *, error: type[TokenError] = InvalidToken) -> t
         members = _required_members(jwk)
         return _KEYS.get(members)
     except ValueError as exc:
-        raise error(f"the jwk is not a usable public key: {exc}", details={"check": "jwk"}) from None
+        raise error(
+            f"the jwk is not a usable public key: {exc}", details={"check": "jwk"}
+        ) from None
 
 
 def load_private_key(data: bytes | str | Path, *, password: bytes | None = None) -> PrivateKey:
@@ -323,7 +353,9 @@ def load_private_key(data: bytes | str | Path, *, password: bytes | None = None)
     key = serialization.load_pem_private_key(pem, password=password)
     if isinstance(key, rsa.RSAPrivateKey) and key.key_size < MIN_RSA_BITS:
         raise ValueError(f"RSA keys must be at least {MIN_RSA_BITS} bits")
-    if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey):
+    if not isinstance(
+        key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+    ):
         raise ValueError(f"unsupported private key type {type(key).__name__}")
     return key
 
@@ -336,9 +368,13 @@ def write_private_key(path: str | Path, key: PrivateKey, *, password: bytes | No
     """
     target = Path(path)
     encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
     )
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
     try:
         os.fchmod(fd, 0o600)

@@ -1,0 +1,178 @@
+"""inventory generate/validate/summary/bundle through register() on a fresh parser."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from tokenlib.analysis._inventory_cli import main, register
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tokenlib")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+def test_generate_validate_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "inv"
+    assert (
+        _run(
+            [
+                "inventory",
+                "generate",
+                "--profile",
+                "bank",
+                "--flows",
+                "300",
+                "--seed",
+                "5",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert (out / "flows.csv").is_file()
+    assert (out / "services.csv").is_file()
+    assert "wrote 300 flows" in capsys.readouterr().out
+
+    assert _run(["inventory", "validate", str(out / "flows.csv")]) == 0
+    assert capsys.readouterr().out.startswith("valid:")
+
+    assert _run(["inventory", "validate", str(out / "flows.csv"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True
+    assert report["flows_out"] == 300
+
+    assert _run(["inventory", "summary", str(out / "flows.csv"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["n_flows"] == 300
+    for key in ("by_client_kind", "by_client_path", "by_binding"):
+        assert sum(data[key].values()) == 300
+
+    assert _run(["inventory", "summary", str(out / "flows.csv")]) == 0
+    text = capsys.readouterr().out
+    assert "client kind:" in text
+    assert "client path:" in text
+    assert "binding:" in text
+
+
+def test_generate_is_deterministic_and_parquet(tmp_path: Path) -> None:
+    for d in ("a", "b"):
+        assert (
+            _run(
+                [
+                    "inventory",
+                    "generate",
+                    "--flows",
+                    "200",
+                    "--seed",
+                    "9",
+                    "--out",
+                    str(tmp_path / d),
+                ]
+            )
+            == 0
+        )
+    assert (tmp_path / "a" / "flows.csv").read_bytes() == (
+        tmp_path / "b" / "flows.csv"
+    ).read_bytes()
+    assert (
+        _run(
+            [
+                "inventory",
+                "generate",
+                "--flows",
+                "200",
+                "--out",
+                str(tmp_path / "p"),
+                "--format",
+                "parquet",
+            ]
+        )
+        == 0
+    )
+    assert _run(["inventory", "validate", str(tmp_path / "p" / "flows.parquet")]) == 0
+
+
+def test_validate_reports_problems_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "flows.csv"
+    path.write_text(
+        "client_id,client_kind,resource_server,binding,binding_enforced\n"
+        "a,service,api,bearer,true\n"
+        "b,toaster,api,bearer,false\n"
+        "c,service,api,bearer,false\n"
+    )
+    assert _run(["inventory", "validate", str(path)]) == 1
+    text = capsys.readouterr().out
+    assert text.startswith("INVALID")
+    assert ":2:" in text
+    assert "bearer_enforced" in text
+    assert ":3:" in text
+    assert "toaster" in text
+
+    assert _run(["inventory", "validate", str(path), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    assert {(p["row"], p["code"]) for p in report["problems"]} == {
+        (2, "bearer_enforced"),
+        (3, "enum"),
+    }
+    assert report["dropped_flow_rows"] == [2, 3]
+
+
+def test_validate_fatal_problem_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "flows.csv"
+    path.write_text("client_id,resource_server\na,api\n")
+    assert _run(["inventory", "validate", str(path), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert {p["code"] for p in report["problems"]} == {"missing_column"}
+
+
+def test_validate_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["inventory", "validate", str(tmp_path / "none.csv")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_bad_flow_count_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as info:
+        _run(["inventory", "generate", "--flows", "5", "--out", str(tmp_path)])
+    assert info.value.code == 2
+
+
+def test_default_and_bundle_check(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["inventory", "validate", "default"]) == 0
+    assert capsys.readouterr().out.startswith("valid: default:")
+    assert _run(["inventory", "bundle", "--check"]) == 0
+    assert capsys.readouterr().out.endswith("data: up to date\n")
+
+
+def test_bundle_writes_into_a_fresh_directory(tmp_path: Path) -> None:
+    (tmp_path / "reference").mkdir()
+    for name in ("token_lifetimes", "dpop_implementations", "token_binding_timeline", "breaches"):
+        src = DATA / "reference" / f"{name}.csv"
+        (tmp_path / "reference" / f"{name}.csv").write_bytes(src.read_bytes())
+    assert _run(["inventory", "bundle", "--out", str(tmp_path), "--flows", "150"]) == 0
+    assert {p.name for p in tmp_path.iterdir()} >= {
+        "flows.csv",
+        "services.csv",
+        "README.md",
+        "datapackage.json",
+    }
+    assert _run(["inventory", "bundle", "--out", str(tmp_path), "--flows", "150", "--check"]) == 0
+    assert _run(["inventory", "bundle", "--out", str(tmp_path), "--flows", "151", "--check"]) == 1
+
+
+def test_main_entry_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["summary", "default", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["source"] == "default"
+    assert main(["inventory", "generate", "--flows", "100", "--out", str(tmp_path)]) == 0

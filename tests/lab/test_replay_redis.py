@@ -1,0 +1,196 @@
+"""RedisReplayCache against a real redis-server: atomic, namespaced, fails closed, recovers."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import queue
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from tokenlib.errors import ReplayStateUnavailable
+from tokenlib.replay_redis import DEFAULT_PREFIX, RedisReplayCache
+
+from .conftest import RedisServer
+
+pytestmark = pytest.mark.redis
+
+NOW = 1_700_000_000.0
+KEY = hashlib.sha256(b"jti-1").hexdigest()
+
+
+@pytest.fixture
+def cache(redis_server: RedisServer) -> Any:
+    with RedisReplayCache.from_url(redis_server.url) as c:
+        yield c
+
+
+@pytest.fixture
+def raw(redis_server: RedisServer) -> Any:
+    client = redis.Redis.from_url(redis_server.url)
+    yield client
+    client.close()
+
+
+def test_first_use_accepted_second_rejected(cache: RedisReplayCache) -> None:
+    assert cache.check_and_store(KEY, expires_at=NOW + 300, now=NOW) is True
+    assert cache.check_and_store(KEY, expires_at=NOW + 300, now=NOW + 1) is False
+    other = hashlib.sha256(b"jti-2").hexdigest()
+    assert cache.check_and_store(other, expires_at=NOW + 300, now=NOW) is True
+
+
+@pytest.mark.parametrize(
+    ("window", "expected_ms"), [(300.0, 300_000), (70.25, 70_250), (0.0004, 1)]
+)
+def test_ttl_covers_the_whole_window(
+    cache: RedisReplayCache, raw: redis.Redis, window: float, expected_ms: int
+) -> None:
+    cache.check_and_store(KEY, expires_at=NOW + window, now=NOW)
+    pttl = int(raw.pttl(DEFAULT_PREFIX + KEY))
+    # PTTL counts down from the moment of SET; allow what the round trip took, never more.
+    assert expected_ms - 1000 < pttl <= expected_ms
+
+
+def test_expired_window_still_stored_briefly(cache: RedisReplayCache, raw: redis.Redis) -> None:
+    assert cache.check_and_store(KEY, expires_at=NOW - 10, now=NOW) is True
+    assert raw.pttl(DEFAULT_PREFIX + KEY) in (-2, 0, 1)
+
+
+def test_prefix_namespaces_keys(redis_server: RedisServer, raw: redis.Redis) -> None:
+    with (
+        RedisReplayCache.from_url(redis_server.url, prefix="api-a:") as a,
+        RedisReplayCache.from_url(redis_server.url, prefix="api-b:") as b,
+    ):
+        assert a.check_and_store(KEY, expires_at=NOW + 60, now=NOW) is True
+        assert b.check_and_store(KEY, expires_at=NOW + 60, now=NOW) is True
+        assert a.check_and_store(KEY, expires_at=NOW + 60, now=NOW) is False
+    assert sorted(raw.keys("*")) == [b"api-a:" + KEY.encode(), b"api-b:" + KEY.encode()]
+
+
+def test_long_keys_are_hashed(cache: RedisReplayCache, raw: redis.Redis) -> None:
+    long_key = "x" * 5000
+    assert cache.check_and_store(long_key, expires_at=NOW + 60, now=NOW) is True
+    assert cache.check_and_store(long_key, expires_at=NOW + 60, now=NOW) is False
+    (stored,) = raw.keys("*")
+    assert stored == (DEFAULT_PREFIX + hashlib.sha256(long_key.encode()).hexdigest()).encode()
+    assert cache.redis_key("a" * 64) == DEFAULT_PREFIX + "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prefix": ""}, "prefix"),
+        ({"socket_timeout": 0}, "timeouts"),
+        ({"max_connections": 0}, "max_connections"),
+    ],
+)
+def test_bad_configuration_is_refused(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RedisReplayCache.from_url("redis://127.0.0.1:1/0", **kwargs)
+
+
+def test_empty_key_is_a_programmer_error(cache: RedisReplayCache) -> None:
+    with pytest.raises(ValueError, match="non-empty"):
+        cache.check_and_store("", expires_at=NOW + 1, now=NOW)
+
+
+def test_fails_closed_when_redis_is_down_and_recovers(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with RedisReplayCache.from_url(redis_server.url) as cache:
+        assert cache.check_and_store(KEY, expires_at=NOW + 60, now=NOW) is True
+        redis_server.stop()
+        with pytest.raises(ReplayStateUnavailable) as info:
+            cache.check_and_store("ab" * 32, expires_at=NOW + 60, now=NOW)
+        err = info.value
+        assert (err.error, err.status_code, err.check) == (
+            "temporarily_unavailable",
+            503,
+            "replay_state",
+        )
+        assert err.headers["Retry-After"] == "1"
+        assert err.headers["Cache-Control"] == "no-store"
+        assert f"127.0.0.1:{redis_server.port}" in str(err.details["server"])
+        assert "ab" * 32 not in caplog.text
+        assert cache.ping() is False
+        # Restarted without persistence: state is empty, and the same pool works again.
+        redis_server.start()
+        assert cache.ping() is True
+        assert cache.check_and_store("ab" * 32, expires_at=NOW + 60, now=NOW) is True
+        assert cache.check_and_store("ab" * 32, expires_at=NOW + 60, now=NOW) is False
+
+
+def test_recovers_on_a_stale_pooled_connection(redis_server: RedisServer) -> None:
+    with RedisReplayCache.from_url(redis_server.url) as cache:
+        assert cache.check_and_store(KEY, expires_at=NOW + 60, now=NOW) is True
+        redis_server.stop()
+        redis_server.start()
+        # The pooled connection died with the old server; one retry reconnects.
+        assert cache.check_and_store(KEY, expires_at=NOW + 60, now=NOW) is True
+
+
+def test_repr_and_errors_hold_no_password() -> None:
+    cache = RedisReplayCache.from_url("redis://user:s3cret-pw@127.0.0.1:1/0", socket_timeout=0.2)
+    with pytest.raises(ReplayStateUnavailable) as info:
+        cache.check_and_store(KEY, expires_at=NOW + 60, now=NOW)
+    for text in (repr(cache), str(info.value), info.value.explain(), repr(info.value.details)):
+        assert "s3cret-pw" not in text
+    cache.close()
+
+
+N_KEYS = 300
+
+
+def _race(url: str | None, barrier: Any, results: Any, name: str) -> None:
+    if url:
+        cache: Any = RedisReplayCache.from_url(url)
+    else:
+        from tokenlib.replay import MemoryReplayCache
+
+        cache = MemoryReplayCache()
+    keys = [hashlib.sha256(f"proof-{i}".encode()).hexdigest() for i in range(N_KEYS)]
+    barrier.wait(timeout=30)
+    accepted = [k for k in keys if cache.check_and_store(k, expires_at=NOW + 60, now=NOW)]
+    results.put((name, accepted))
+
+
+def _run_two(url: str | None) -> list[list[str]]:
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(url, barrier, results, n)) for n in ("rs1", "rs2")]
+    for p in procs:
+        p.start()
+    out: list[list[str]] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(out) < len(procs) and time.monotonic() < deadline:
+            try:
+                out.append(results.get(timeout=0.2)[1])
+            except queue.Empty:
+                if all(p.exitcode not in (None, 0) for p in procs):
+                    break
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert len(out) == 2
+    return out
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_redis_accept_each_proof_once(redis_server: RedisServer) -> None:
+    first, second = _run_two(redis_server.url)
+    assert not set(first) & set(second)
+    assert len(first) + len(second) == N_KEYS
+
+
+@pytest.mark.slow
+def test_two_processes_with_memory_caches_accept_each_proof_twice() -> None:
+    first, second = _run_two(None)
+    assert len(first) == len(second) == N_KEYS

@@ -1,0 +1,38 @@
+"""README's code blocks run, so the documented example cannot drift from the library."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+# Only ```python blocks run; ```py / ```console blocks are illustrations (servers, shells).
+_BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def _blocks() -> list[str]:
+    return _BLOCK.findall(README.read_text(encoding="utf-8"))
+
+
+def test_readme_has_quickstart_commands() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert "make test" in text
+    assert "make report" in text
+
+
+@pytest.mark.parametrize("index", range(len(_blocks())))
+def test_readme_python_block_runs(index: int, capsys: pytest.CaptureFixture[str]) -> None:
+    code = _blocks()[index]
+    exec(compile(code, f"README.md[python block {index}]", "exec"), {"__name__": "__readme__"})  # noqa: S102
+
+
+def test_readme_example_shows_replay_and_downgrade_rejected(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    exec(compile(_blocks()[0], "README.md", "exec"), {"__name__": "__readme__"})  # noqa: S102
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2
+    assert out[0].startswith("401 DPoP") and "invalid_dpop_proof" in out[0]
+    assert out[1].startswith("401") and "invalid_token" in out[1]

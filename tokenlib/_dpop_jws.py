@@ -1,0 +1,274 @@
+"""The compact-JWS layer of DPoP proofs: strict parsing, header checks, signatures.
+
+Kept apart from :mod:`tokenlib.dpop` (which holds the RFC 9449 claim checks) and fast
+on purpose: a proof is verified on every request. Strictness matches
+:func:`tokenlib._jws.parse` and goes further: only the base64url alphabet, canonical
+encodings (unused trailing bits zero), no duplicate JSON members, no non-standard
+constants, no ``crit``/``b64``. Validated headers are cached by their exact segment,
+so a client's repeated ``jwk`` is decoded and loaded once. EC and Ed25519 signatures
+use ``cryptography`` directly (no per-call algorithm objects); RSA verification goes
+through :mod:`tokenlib._jws`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+from tokenlib import _jws
+from tokenlib.errors import InvalidDPoPProof
+from tokenlib.jwk import PrivateKey, PublicKey, alg_matches_key, load_public_jwk
+
+__all__ = [
+    "COMPACT",
+    "DPOP_TYP",
+    "RFC_4_3",
+    "ParsedHeader",
+    "b64",
+    "b64decode",
+    "check_header",
+    "fail",
+    "parse_json",
+    "sign",
+    "verify_signature",
+]
+
+DPOP_TYP: Final = "dpop+jwt"
+RFC_4_3: Final = "RFC 9449 §4.3"
+
+COMPACT: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# For a base64url segment of length 4k+2 (4k+3) the last character carries 4 (2) unused
+# bits that must be zero, or two different strings decode to the same bytes.
+_CANONICAL_LAST: Final = {
+    2: frozenset("AQgw"),
+    3: frozenset("AEIMQUYcgkosw048"),
+}
+_MAX_CACHED_HEADER: Final = 2048
+
+
+def _non_standard_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("duplicate member name")
+    return out
+
+
+_strict_json = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_constant=_non_standard_constant
+).decode
+
+
+_EC_HASHES: Final = {
+    "ES256": (ec.ECDSA(hashes.SHA256()), 32),
+    "ES384": (ec.ECDSA(hashes.SHA384()), 48),
+    "ES512": (ec.ECDSA(hashes.SHA512()), 66),
+}
+
+
+_RSA_HASHES: Final[dict[str, hashes.HashAlgorithm]] = {
+    "256": hashes.SHA256(),
+    "384": hashes.SHA384(),
+    "512": hashes.SHA512(),
+}
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def sign(key: PrivateKey, alg: str, data: bytes) -> bytes:
+    """JWS signature bytes: EC as fixed-size ``r || s`` (RFC 7518 §3.4), Ed25519
+    (RFC 8037 §3.1), RSA PKCS#1 v1.5 / PSS with salt = hash length (RFC 7518 §3.3/§3.5).
+
+    ``alg`` was matched to ``key`` when the header was cached.
+    """
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        ecdsa, size = _EC_HASHES[alg]
+        r, s = decode_dss_signature(key.sign(data, ecdsa))
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(data)
+    digest = _RSA_HASHES[alg[2:]]
+    if alg.startswith("PS"):
+        pss = padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size)
+        return key.sign(data, pss, digest)
+    return key.sign(data, padding.PKCS1v15(), digest)
+
+
+# ------------------------------------------------------------------------ verification
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedHeader:
+    """A validated proof header and the key it carries (cached per header segment)."""
+
+    header: Mapping[str, Any]
+    alg: str
+    key: PublicKey
+    jkt: str
+
+
+class _HeaderParseCache:
+    """Validated headers by their exact base64url segment (bounded LRU).
+
+    Decoding is deterministic, so a cached segment yields the same result; only
+    headers that passed every header check are cached.
+    """
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self._lock = threading.Lock()
+        self._data: OrderedDict[str, ParsedHeader] = OrderedDict()
+        self._maxsize = maxsize
+
+    def get(self, segment: str) -> ParsedHeader | None:
+        with self._lock:
+            hit = self._data.get(segment)
+            if hit is not None:
+                self._data.move_to_end(segment)
+            return hit
+
+    def put(self, segment: str, value: ParsedHeader) -> None:
+        if len(segment) > _MAX_CACHED_HEADER:
+            return
+        with self._lock:
+            self._data[segment] = value
+            while len(self._data) > self._maxsize:
+                self._data.popitem(last=False)
+
+
+_PARSED_HEADERS = _HeaderParseCache()
+
+
+def fail(description: str, check: str, **details: object) -> InvalidDPoPProof:
+    return InvalidDPoPProof(description, details={"check": check, **details, "rfc": RFC_4_3})
+
+
+def b64decode(segment: str, what: str) -> bytes:
+    last = _CANONICAL_LAST.get(len(segment) % 4)
+    if len(segment) % 4 == 1 or (last is not None and segment[-1] not in last):
+        raise fail(f"the DPoP proof {what} is not canonical base64url", "syntax")
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise fail(f"the DPoP proof {what} is not base64url", "syntax") from None
+
+
+def parse_json(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = _strict_json(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise fail(f"the DPoP proof {what} is not valid JSON: {exc}", "syntax") from None
+    if not isinstance(value, dict):
+        raise fail(f"the DPoP proof {what} is not a JSON object", "syntax")
+    return value
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def check_header(segment: str, algorithms: Sequence[str]) -> ParsedHeader:
+    """Checks 2 (header part), 4, 5 and 7 of RFC 9449 §4.3 on the header segment."""
+    cached = _PARSED_HEADERS.get(segment)
+    if cached is not None:
+        if cached.alg not in algorithms:
+            raise _alg_not_allowed(cached.alg, algorithms)
+        return cached
+    header = parse_json(b64decode(segment, "header"), "header")
+    if "crit" in header or "b64" in header:
+        raise fail(
+            "the DPoP proof header lists critical extensions tokenlib does not understand",
+            "crit",
+            presented=sorted(k for k in ("crit", "b64") if k in header),
+        )
+    missing = [name for name in ("typ", "alg", "jwk") if name not in header]
+    if missing:
+        raise fail(
+            f"the DPoP proof header lacks {', '.join(missing)}",
+            "claims",
+            missing=missing,
+            rfc_section="RFC 9449 §4.2",
+        )
+    typ = header["typ"]
+    if typ != DPOP_TYP:
+        raise fail(
+            "the DPoP proof typ is not dpop+jwt",
+            "typ",
+            expected=DPOP_TYP,
+            presented=typ if isinstance(typ, str) else repr(type(typ).__name__),
+        )
+    alg = header["alg"]
+    if not isinstance(alg, str) or alg not in algorithms:
+        raise _alg_not_allowed(alg, algorithms)
+    key, jkt = load_public_jwk(header["jwk"], error=InvalidDPoPProof)
+    if not alg_matches_key(alg, key):
+        raise fail(
+            "the DPoP proof alg does not fit its jwk",
+            "alg",
+            presented=alg,
+            key=type(key).__name__,
+        )
+    parsed = ParsedHeader(_freeze(header), alg, key, jkt)
+    _PARSED_HEADERS.put(segment, parsed)
+    return parsed
+
+
+def _alg_not_allowed(alg: object, algorithms: Sequence[str]) -> InvalidDPoPProof:
+    return fail(
+        "the DPoP proof alg is not an allowed asymmetric algorithm",
+        "alg",
+        presented=alg if isinstance(alg, str) else repr(alg),
+        allowed=" ".join(algorithms),
+    )
+
+
+def verify_signature(
+    head: ParsedHeader, data: bytes, signature: bytes, algorithms: Sequence[str]
+) -> bool:
+    """Signature check with the header's key: EC (RFC 7518 §3.4 fixed-size ``r || s``)
+    and Ed25519 directly with ``cryptography``; RSA through :mod:`tokenlib._jws`."""
+    key = head.key
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            ecdsa, size = _EC_HASHES[head.alg]
+            if len(signature) != 2 * size:
+                return False
+            der = encode_dss_signature(
+                int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+            )
+            key.verify(der, data, ecdsa)
+            return True
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(signature, data)
+            return True
+    except InvalidSignature:
+        return False
+    parsed = _jws.ParsedJWS({"alg": head.alg}, {}, data, signature)
+    _jws.verify_signature(
+        parsed, key, algorithms=algorithms, error=InvalidDPoPProof, what="DPoP proof"
+    )
+    return True

@@ -1,0 +1,173 @@
+"""Private, vectorised helpers shared by the models: path parsing and service joins.
+
+Paths are parsed once per *distinct* value (``pd.factorize``), so the cost does not grow with
+the number of flows. The semantics follow the inventory contract: ``path`` is ``""`` for a
+direct connection or ``kind:mode>kind:mode`` in client-to-server order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+HOP_KINDS = (
+    "cdn",
+    "waf",
+    "api_gateway",
+    "load_balancer",
+    "service_mesh_sidecar",
+    "reverse_proxy",
+)
+HOP_MODES = ("passthrough", "terminate", "terminate_forward_cert")
+CLIENT_PATHS = ("browser", "mobile", "gateway_terminated", "backend_e2e")
+CHANNELS = (
+    "app_logs",
+    "proxy_logs",
+    "browser_storage",
+    "har_files",
+    "config_files",
+    "ci_secrets",
+    "crash_dumps",
+    "integrator_storage",
+)
+
+FloatArray = npt.NDArray[np.floating[Any]]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+
+def parse_path(path: str) -> list[tuple[str, str]]:
+    """Split one path string into ``(kind, mode)`` hops; raises ``ValueError`` if malformed."""
+    if path == "" or path is None:
+        return []
+    hops: list[tuple[str, str]] = []
+    for i, hop in enumerate(str(path).split(">")):
+        kind, sep, mode = hop.strip().partition(":")
+        if not sep or kind not in HOP_KINDS or mode not in HOP_MODES:
+            raise ValueError(f"path {path!r}: hop {i + 1} {hop!r} is not kind:mode")
+        hops.append((kind, mode))
+    return hops
+
+
+def str_codes(series: Any) -> tuple[IntArray, npt.NDArray[Any]]:
+    """Integer code per row and the distinct values (object array), fast for arrow strings."""
+    if isinstance(series, np.ndarray):
+        c, u = pd.factorize(series, sort=False)
+        return np.asarray(c, dtype=np.int64), np.asarray(u, dtype=object)
+    s = series if isinstance(series, pd.Series) else pd.Series(series)
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        cats = np.asarray(s.cat.categories.astype(str), dtype=object)
+        codes = np.asarray(s.cat.codes.to_numpy(), dtype=np.int64)
+        if (codes < 0).any():
+            cats = np.append(cats, "")
+            codes = np.where(codes < 0, len(cats) - 1, codes)
+        return codes, cats
+    codes, uniq = pd.factorize(s.fillna(""), sort=False)
+    return np.asarray(codes, dtype=np.int64), np.asarray(uniq, dtype=object).astype(str).astype(
+        object
+    )
+
+
+def path_codes(flows: pd.DataFrame) -> tuple[IntArray, list[list[tuple[str, str]]]]:
+    """Factorize ``flows.path``: integer code per flow and the parsed hops of each distinct path."""
+    codes, uniques = str_codes(flows["path"])
+    return codes, [parse_path(str(u)) for u in uniques]
+
+
+def own_path_features(flows: pd.DataFrame) -> pd.DataFrame:
+    """Same columns as the inventory's ``path_features`` (used when that is unavailable)."""
+    codes, parsed = path_codes(flows)
+    n_hops = np.array([len(h) for h in parsed], dtype=np.int64)
+    n_fc = np.array(
+        [sum(m == "terminate_forward_cert" for _, m in h) for h in parsed], dtype=np.int64
+    )
+    n_tnf = np.array([sum(m == "terminate" for _, m in h) for h in parsed], dtype=np.int64)
+    out = pd.DataFrame(
+        {
+            "n_hops": n_hops[codes],
+            "n_terminating": (n_fc + n_tnf)[codes],
+            "n_terminate_no_forward": n_tnf[codes],
+            "n_forward_cert": n_fc[codes],
+            "all_passthrough": ((n_fc + n_tnf) == 0)[codes],
+        },
+        index=flows.index,
+    )
+    kind = as_str(flows["client_kind"])
+    cp = np.where(
+        kind == "browser_spa",
+        "browser",
+        np.where(
+            kind == "mobile_app",
+            "mobile",
+            np.where(out["n_terminating"].to_numpy() > 0, "gateway_terminated", "backend_e2e"),
+        ),
+    )
+    out["client_path"] = pd.Categorical(cp, categories=list(CLIENT_PATHS))
+    return out
+
+
+def features(flows: pd.DataFrame) -> pd.DataFrame:
+    """Path features with the same columns and semantics as ``inventory.path_features``.
+
+    Kept private so the models stay fast (parsing happens once per distinct path) and do not
+    depend on the loader's internals; a test checks both agree.
+    """
+    return own_path_features(flows)
+
+
+def channel_matrix(flows: pd.DataFrame) -> dict[str, BoolArray]:
+    """Boolean array per exposure channel (parsed once per distinct ``exposure_channels`` value)."""
+    codes, uniques = str_codes(flows["exposure_channels"])
+    sets = [set(filter(None, (c.strip() for c in str(u).split(";")))) for u in uniques]
+    out: dict[str, BoolArray] = {}
+    for ch in CHANNELS:
+        present = np.array([ch in s for s in sets], dtype=bool)
+        out[ch] = present[codes] if len(present) else np.zeros(len(flows), dtype=bool)
+    return out
+
+
+def service_lookup(flows: pd.DataFrame, services: pd.DataFrame) -> tuple[IntArray, pd.DataFrame]:
+    """Row index into ``services`` for each flow's ``resource_server`` (``KeyError`` if unknown)."""
+    svc = services.reset_index(drop=True)
+    idx = pd.Index(np.asarray(svc["service_id"].astype(str), dtype=object))
+    codes, uniq = str_codes(flows["resource_server"])
+    pos_u = idx.get_indexer(uniq)
+    if (pos_u < 0).any():
+        bad = uniq[np.flatnonzero(pos_u < 0)[0]]
+        raise KeyError(f"flows.resource_server {bad!r} is not in services.service_id")
+    return np.asarray(pos_u, dtype=np.int64)[codes], svc
+
+
+def as_str(series: Any) -> npt.NDArray[Any]:
+    """Object array of the values as ``str`` (via distinct values, so fast on 1M rows)."""
+    codes, uniq = str_codes(series)
+    return np.asarray(uniq[codes]) if len(uniq) else np.array([], dtype=object)
+
+
+def categorical(values: Any, categories: Any = None) -> pd.Categorical:
+    """Categorical from an array of strings without per-row string conversion."""
+    codes, uniq = str_codes(
+        values if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    )
+    if categories is None:
+        return pd.Categorical.from_codes(codes, categories=pd.Index(uniq, dtype=object))
+    cats = list(categories)
+    pos = pd.Index(cats).get_indexer(uniq)
+    return pd.Categorical.from_codes(np.asarray(pos, dtype=np.int64)[codes], categories=cats)
+
+
+def is_in(series: Any, *values: str) -> BoolArray:
+    """Vectorised ``series in values`` through the distinct values (no per-row strings)."""
+    codes, uniq = str_codes(series)
+    mask = np.isin(uniq.astype(str), list(values))
+    return np.asarray(mask[codes], dtype=bool) if len(uniq) else np.zeros(0, dtype=bool)
+
+
+def map_values(series: Any, mapping: dict[str, float], default: float) -> FloatArray:
+    """Vectorised ``mapping.get(value, default)`` through the distinct values."""
+    codes, uniq = str_codes(series)
+    vals = np.array([mapping.get(str(u), default) for u in uniq], dtype=float)
+    return np.asarray(vals[codes]) if len(uniq) else np.zeros(0)

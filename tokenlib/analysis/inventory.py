@@ -1,0 +1,704 @@
+"""OAuth flow inventories: load and validate a user's own, generate synthetic ones, derive features.
+
+An inventory is two tables (see :mod:`tokenlib.analysis.schema` and ``data/README.md``):
+``flows`` (one row per client -> resource server flow along a request path) and ``services``
+(resource servers and the downstream calls they make with forwarded tokens). The models in
+``tokenlib.analysis`` consume :class:`Inventory` objects and the vectorised helpers
+:func:`path_features` and :func:`exposure_matrix`.
+
+``python -m tokenlib.analysis.inventory generate|validate|summary|bundle`` is the command line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from tokenlib.analysis import _validate as V
+from tokenlib.analysis import schema as S
+from tokenlib.analysis._synth import GENERATOR_VERSION, generate_frames
+from tokenlib.analysis._validate import Problem
+from tokenlib.analysis.profiles import PROFILES, Profile, get_profile
+
+__all__ = [
+    "DEFAULT_FLOWS",
+    "DEFAULT_PROFILE",
+    "DEFAULT_SEED",
+    "GENERATOR_VERSION",
+    "PROFILES",
+    "Inventory",
+    "InventoryError",
+    "Problem",
+    "ValidationReport",
+    "data_dir",
+    "exposure_matrix",
+    "generate_inventory",
+    "load_inventory",
+    "path_features",
+    "summary",
+    "write_inventory",
+]
+
+DEFAULT_SEED = 20250101
+DEFAULT_PROFILE = "saas"
+DEFAULT_FLOWS = 5000
+_MAX_LISTED = 25
+_COMMENT_OR_BLANK = re.compile(r"^[ \t]*(#|\r?$)", re.MULTILINE)
+
+OnError = Literal["raise", "drop"]
+Source: TypeAlias = str | os.PathLike[str] | pd.DataFrame
+
+
+def data_dir() -> Path:
+    """The project's ``data/`` directory (found from the package location, not the CWD)."""
+    path = Path(__file__).resolve().parents[2] / "data"
+    if not (path / "flows.csv").is_file():
+        raise FileNotFoundError(
+            f"bundled inventory not found at {path}; install tokenlib from a source checkout "
+            "(pip install -e .) or pass the path of your own flows file"
+        )
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationReport:
+    """What the loader did: problems found, rows dropped, defaults filled, aliases used."""
+
+    source: str
+    services_source: str
+    flows_in: int
+    flows_out: int
+    services_in: int
+    services_out: int
+    problems: tuple[Problem, ...]
+    dropped_flow_rows: tuple[int, ...]
+    dropped_service_rows: tuple[int, ...]
+    defaults: tuple[tuple[str, str, int], ...]
+    aliases: tuple[tuple[str, str, str], ...]
+    unknown_columns: tuple[tuple[str, str], ...]
+    services_derived: bool
+    notes: tuple[str, ...]
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        """Problems of severity error (dropped rows, or the reason loading failed)."""
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        """Problems of severity warning (kept rows that look suspicious)."""
+        return tuple(p for p in self.problems if p.severity == "warning")
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing had to be dropped and no errors were found."""
+        return not self.errors
+
+    def to_frame(self) -> pd.DataFrame:
+        """All problems as a DataFrame."""
+        return V.problems_frame(self.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (used by ``inventory validate --json``)."""
+        return {
+            "ok": self.ok,
+            "source": self.source,
+            "services_source": self.services_source,
+            "flows_in": self.flows_in,
+            "flows_out": self.flows_out,
+            "services_in": self.services_in,
+            "services_out": self.services_out,
+            "services_derived": self.services_derived,
+            "n_errors": len(self.errors),
+            "n_warnings": len(self.warnings),
+            "dropped_flow_rows": list(self.dropped_flow_rows),
+            "dropped_service_rows": list(self.dropped_service_rows),
+            "defaults": [{"table": t, "column": c, "filled": n} for t, c, n in self.defaults],
+            "aliases": [{"table": t, "given": g, "column": c} for t, g, c in self.aliases],
+            "unknown_columns": [{"table": t, "column": c} for t, c in self.unknown_columns],
+            "notes": list(self.notes),
+            "problems": [
+                {
+                    "table": p.table,
+                    "file": p.file,
+                    "row": p.row,
+                    "column": p.column,
+                    "value": p.value,
+                    "expected": p.expected,
+                    "code": p.code,
+                    "severity": p.severity,
+                }
+                for p in self.problems
+            ],
+        }
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.source}: {self.flows_out} of {self.flows_in} flows, "
+            f"{self.services_out} of {self.services_in} services kept "
+            f"({len(self.errors)} errors, {len(self.warnings)} warnings)"
+        ]
+        lines.extend(f"note: {n}" for n in self.notes)
+        lines.extend(_listing(self.problems))
+        return "\n".join(lines)
+
+
+def _listing(problems: Sequence[Problem]) -> list[str]:
+    lines = [f"  {p.severity}: {p}" for p in problems[:_MAX_LISTED]]
+    if len(problems) > _MAX_LISTED:
+        lines.append(f"  ... and {len(problems) - _MAX_LISTED} more (see .problems or .to_frame())")
+    return lines
+
+
+class InventoryError(ValueError):
+    """An inventory failed validation. ``.problems`` lists every problem found (not just the
+    first), each with file, row (as in the file, header = 1), column, value and expectation."""
+
+    def __init__(self, problems: Sequence[Problem], *, report: ValidationReport | None = None):
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        self.report = report
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        errors = [p for p in self.problems if p.severity == "error"]
+        files = sorted({p.file for p in errors})
+        head = f"{len(errors)} problem{'s' if len(errors) != 1 else ''} in {', '.join(files)}:"
+        return "\n".join([head, *_listing(errors)])
+
+    def to_frame(self) -> pd.DataFrame:
+        """Every problem as a DataFrame (table, file, row, column, value, expected, code)."""
+        return V.problems_frame(self.problems)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Inventory:
+    """A validated inventory: typed ``flows`` and ``services`` frames (dtypes per the schema)."""
+
+    flows: pd.DataFrame
+    services: pd.DataFrame
+    source: str
+    report: ValidationReport | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Inventory(source={self.source!r}, flows={len(self.flows)}, "
+            f"services={len(self.services)})"
+        )
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in (".csv.gz", ".csv", ".parquet", ".pq"):
+        if name.endswith(suffix):
+            return suffix
+    return path.suffix.lower()
+
+
+def _file_problem(table: str, file: str, expected: str, code: str, value: str = "") -> Problem:
+    return Problem(table, file, None, None, value, expected, code)
+
+
+def _read(path: Path, table: str) -> tuple[pd.DataFrame, npt.NDArray[np.int64], list[str]]:
+    """Raw table (all cells as read) and the file row number of each record."""
+    suffix = _suffix(path)
+    file = str(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{table} file not found: {path}")
+    if suffix in (".parquet", ".pq"):
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:
+            raise InventoryError(
+                [_file_problem(table, file, "a readable Parquet file", "file", str(exc)[:200])]
+            ) from None
+        return frame, np.arange(2, len(frame) + 2, dtype=np.int64), []
+    if suffix not in (".csv", ".csv.gz"):
+        raise InventoryError(
+            [_file_problem(table, file, "a .csv, .csv.gz or .parquet file", "file", suffix)]
+        )
+    data = path.read_bytes()
+    if suffix == ".csv.gz":
+        data = gzip.decompress(data)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InventoryError(
+            [_file_problem(table, file, "UTF-8 text", "encoding", str(exc)[:200])]
+        ) from None
+    if not _needs_line_filter(data):
+        keep: list[int] | None = None
+        body = text
+    else:
+        lines = text.splitlines()
+        keep = [i for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")]
+        if not keep:
+            raise InventoryError([_file_problem(table, file, "a header line", "empty")])
+        body = "\n".join(lines[i] for i in keep) + "\n"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.StringIO(body),
+                dtype=object,
+                keep_default_na=False,
+                na_filter=False,
+                skipinitialspace=True,
+                index_col=False,
+            )
+    except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as exc:
+        message = str(exc)
+        match = re.search(r"line (\d+)", message)
+        row = None
+        if match:
+            line = int(match.group(1))
+            row = keep[line - 1] + 1 if keep is not None and line <= len(keep) else line
+        raise InventoryError(
+            [
+                Problem(
+                    table,
+                    file,
+                    row,
+                    None,
+                    message[:200],
+                    "well-formed CSV (every row has as many fields as the header)",
+                    "csv_syntax",
+                )
+            ]
+        ) from None
+    if keep is None:
+        return frame, np.arange(2, len(frame) + 2, dtype=np.int64), []
+    notes: list[str] = []
+    line_no = np.asarray(keep, dtype=np.int64) + 1
+    if len(frame) == len(keep) - 1:
+        rows = line_no[1:]
+    else:
+        rows = np.arange(2, len(frame) + 2, dtype=np.int64)
+        notes.append(f"{file}: quoted multi-line cells; row numbers count records, not lines")
+    return frame, rows, notes
+
+
+def _needs_line_filter(data: bytes) -> bool:
+    """True if the file has comment or blank lines (cheap byte scans before any regex)."""
+    core = data.lstrip(b"\xef\xbb\xbf").rstrip(b"\r\n")
+    if not core or core.lstrip(b" \t").startswith(b"#"):
+        return True
+    if b"\n#" in core or b"\n\n" in core or b"\n\r\n" in core:
+        return True
+    if b"\n " in core or b"\n\t" in core:
+        return _COMMENT_OR_BLANK.search(core.decode("utf-8", "replace")) is not None
+    return False
+
+
+def _sibling_services(flows_path: Path) -> Path | None:
+    suffix = _suffix(flows_path)
+    stem = flows_path.name[: -len(suffix)] if suffix else flows_path.name
+    names = []
+    if "flows" in stem:
+        names.append(stem.replace("flows", "services"))
+    names.append("services")
+    for name in names:
+        for suf in (suffix, ".csv", ".parquet", ".csv.gz"):
+            candidate = flows_path.with_name(name + suf)
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+# --- typed frames -----------------------------------------------------------------------------
+
+
+def _typed(frame: pd.DataFrame | Mapping[str, Any], spec: S.TableSpec) -> pd.DataFrame:
+    """Frame with schema dtypes from columns whose category columns hold integer codes."""
+    out: dict[str, Any] = {}
+    for col in spec.columns:
+        values = frame[col.name]
+        if col.kind == "category":
+            out[col.name] = pd.Categorical.from_codes(
+                np.asarray(values, dtype=np.int64), categories=list(col.allowed)
+            )
+        elif col.kind == "boolean":
+            out[col.name] = np.asarray(values, dtype=bool)
+        elif col.kind == "integer":
+            out[col.name] = np.asarray(values, dtype=np.int64)
+        else:
+            out[col.name] = pd.array(np.asarray(values, dtype=object), dtype="str")
+    typed = pd.DataFrame(out)
+    for extra in list(frame):
+        if extra not in typed.columns:
+            typed[extra] = np.asarray(frame[extra])
+    return typed
+
+
+def _derive_services(flows: pd.DataFrame) -> pd.DataFrame:
+    """Minimal services table: one row per resource server, bindings seen in its flows."""
+    rs = pd.Series(flows["resource_server"], dtype=object)
+    binding = np.asarray(flows["binding"], dtype=np.int64)
+    ids = sorted(set(rs[rs != ""]))
+    data: dict[str, Any] = {"service_id": np.array(ids, dtype=object)}
+    for col in S.SERVICE_COLUMNS[1:]:
+        default = col.allowed.index(col.default) if col.kind == "category" else col.default
+        data[col.name] = np.full(len(ids), default, dtype=object if col.kind == "string" else None)
+    frame = pd.DataFrame(data)
+    pos = pd.Index(ids).get_indexer(rs)
+    for b, name in ((1, "supports_mtls"), (2, "supports_dpop")):
+        hit = np.zeros(len(ids), dtype=bool)
+        sel = (binding == b) & (pos >= 0)
+        hit[pos[sel]] = True
+        frame[name] = hit
+    return frame
+
+
+def load_inventory(
+    source: Source = "default",
+    *,
+    services: Source | None = None,
+    on_error: OnError = "raise",
+) -> Inventory:
+    """Load, normalise and validate an inventory.
+
+    ``source`` is ``"default"`` (the bundled ``data/flows.csv``), a CSV/``.csv.gz``/Parquet
+    path, or a DataFrame. ``services`` is a path or DataFrame; if omitted, a sibling
+    ``services.*`` (or ``<name with flows→services>``) is used, and if there is none a minimal
+    services table is derived from the flows (noted in the report). Column names are
+    case-insensitive with documented aliases; unknown columns are kept; optional columns get
+    documented defaults. With ``on_error="raise"`` any error raises :class:`InventoryError`
+    listing every problem; with ``"drop"`` bad rows are dropped and listed in ``.report``
+    (problems with a whole file or a required column still raise). Input files are only read.
+    """
+    if on_error not in ("raise", "drop"):
+        raise ValueError("on_error must be 'raise' or 'drop'")
+    notes: list[str] = []
+    if isinstance(source, pd.DataFrame):
+        raw_flows, flow_rows, flows_file = (
+            source.reset_index(drop=True),
+            np.arange(2, len(source) + 2, dtype=np.int64),
+            "<flows DataFrame>",
+        )
+        flows_path: Path | None = None
+    else:
+        if str(source) == "default":
+            flows_path = data_dir() / "flows.csv"
+            if services is None:
+                services = flows_path.with_name("services.csv")
+        else:
+            flows_path = Path(source)
+        raw_flows, flow_rows, more = _read(flows_path, "flows")
+        flows_file = str(flows_path)
+        notes.extend(more)
+    label = "default" if str(source) == "default" and flows_path is not None else flows_file
+
+    raw_services: pd.DataFrame | None = None
+    services_file = "<derived from flows>"
+    if isinstance(services, pd.DataFrame):
+        raw_services = services.reset_index(drop=True)
+        service_rows = np.arange(2, len(services) + 2, dtype=np.int64)
+        services_file = "<services DataFrame>"
+    else:
+        services_path = (
+            Path(services)
+            if services is not None
+            else (_sibling_services(flows_path) if flows_path is not None else None)
+        )
+        if services_path is not None:
+            raw_services, service_rows, more = _read(services_path, "services")
+            services_file = str(services_path)
+            notes.extend(more)
+
+    flows_res = V.parse_table(raw_flows, S.FLOWS, file=flows_file, rows=flow_rows)
+    fatal = [p for p in flows_res.problems if p.row is None and p.severity == "error"]
+    svc_res: V.TableResult | None = None
+    if raw_services is not None:
+        svc_res = V.parse_table(raw_services, S.SERVICES, file=services_file, rows=service_rows)
+        fatal += [p for p in svc_res.problems if p.row is None and p.severity == "error"]
+    if fatal:
+        raise InventoryError(_sorted(flows_res.problems + (svc_res.problems if svc_res else [])))
+
+    if svc_res is not None:
+        V.fill_service_defaults(svc_res)
+        V.check_service_graph(svc_res, services_file)
+        svc_bad = _bad_rows(svc_res)
+        services_frame = svc_res.frame
+        if on_error == "drop" and svc_bad.any():
+            services_frame = _drop_services(services_frame, svc_bad, notes)
+        downstream = dict(
+            zip(services_frame["service_id"], services_frame["downstream"], strict=True)
+        )
+    else:
+        svc_bad = np.zeros(0, dtype=bool)
+        services_frame = None
+        downstream = None
+
+    V.fill_flow_defaults(flows_res, downstream)
+    V.apply_rules(flows_res, V.FLOW_RULES, flows_file)
+    if services_frame is None:
+        services_frame = _derive_services(flows_res.frame)
+        notes.append(
+            f"no services file found next to {flows_file}: derived {len(services_frame)} services "
+            "from flows.resource_server (supports_bearer true, supports_mtls/supports_dpop true "
+            "where a flow uses that binding, other columns at their documented defaults)"
+        )
+        services_in = 0
+    else:
+        services_in = len(raw_services) if raw_services is not None else 0
+    V.check_references(
+        flows_res, services_frame, flows_file, services_file, services_derived=svc_res is None
+    )
+    flow_bad = _bad_rows(flows_res)
+
+    problems = _sorted(flows_res.problems + (svc_res.problems if svc_res else []))
+    errors = [p for p in problems if p.severity == "error"]
+    flows_frame = flows_res.frame
+    if on_error == "drop":
+        flows_frame = flows_frame.loc[~flow_bad].reset_index(drop=True)
+    else:
+        services_frame = services_frame.reset_index(drop=True)
+    report = ValidationReport(
+        source=label,
+        services_source=services_file,
+        flows_in=len(raw_flows),
+        flows_out=len(flows_frame),
+        services_in=services_in,
+        services_out=len(services_frame),
+        problems=problems,
+        dropped_flow_rows=tuple(flows_res.rows[flow_bad].tolist()) if on_error == "drop" else (),
+        dropped_service_rows=(
+            tuple(svc_res.rows[svc_bad].tolist()) if on_error == "drop" and svc_res else ()
+        ),
+        defaults=tuple(flows_res.defaults + (svc_res.defaults if svc_res else [])),
+        aliases=tuple(flows_res.aliases + (svc_res.aliases if svc_res else [])),
+        unknown_columns=tuple(flows_res.unknown + (svc_res.unknown if svc_res else [])),
+        services_derived=svc_res is None,
+        notes=tuple(notes),
+    )
+    if errors and on_error == "raise":
+        raise InventoryError(problems, report=report)
+    return Inventory(
+        flows=_typed(flows_frame, S.FLOWS),
+        services=_typed(services_frame.reset_index(drop=True), S.SERVICES),
+        source=label,
+        report=report,
+    )
+
+
+def _sorted(problems: Sequence[Problem]) -> tuple[Problem, ...]:
+    """Problems in file order: services file first, then by row (file-level first)."""
+    return tuple(
+        sorted(problems, key=lambda p: (p.table != "services", p.row if p.row is not None else 0))
+    )
+
+
+def _bad_rows(res: V.TableResult) -> npt.NDArray[np.bool_]:
+    bad = np.zeros(len(res.frame), dtype=bool)
+    for mask in res.invalid.values():
+        bad |= mask
+    return bad
+
+
+def _drop_services(
+    frame: pd.DataFrame, bad: npt.NDArray[np.bool_], notes: list[str]
+) -> pd.DataFrame:
+    dropped = set(frame.loc[bad, "service_id"])
+    kept = frame.loc[~bad].reset_index(drop=True)
+    down = kept["downstream"].to_numpy(dtype=object)
+    pruned = np.array(
+        [";".join(x for x in str(d).split(";") if x and x not in dropped) for d in down],
+        dtype=object,
+    )
+    changed = int((pruned != down).sum())
+    if changed:
+        notes.append(f"removed calls to dropped services from {changed} downstream lists")
+    kept["downstream"] = pruned
+    return kept
+
+
+# --- generating and writing ------------------------------------------------------------------
+
+
+def generate_inventory(
+    profile: str | Profile = DEFAULT_PROFILE,
+    n_flows: int = DEFAULT_FLOWS,
+    *,
+    seed: int = DEFAULT_SEED,
+) -> Inventory:
+    """A synthetic inventory for an organisation ``profile`` (see :data:`PROFILES`).
+
+    Same (profile, n_flows, seed) ⇒ byte-identical output. ``n_flows`` must lie in
+    100..1,000,000. Consistency rules of the validator hold by construction.
+    """
+    prof = get_profile(profile)
+    flows, services = generate_frames(prof, n_flows, seed)
+    return Inventory(
+        flows=_typed(flows, S.FLOWS),
+        services=_typed(services, S.SERVICES),
+        source=f"generated:{prof.name}:n={n_flows}:seed={seed}:v{GENERATOR_VERSION}",
+        report=None,
+    )
+
+
+def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for name in out.columns:
+        if out[name].dtype == bool:
+            out[name] = np.where(out[name].to_numpy(), "true", "false")
+    return out
+
+
+def table_bytes(frame: pd.DataFrame) -> bytes:
+    """Canonical CSV bytes of a typed table (LF line ends, booleans as true/false)."""
+    text: str = _csv_frame(frame).to_csv(index=False, lineterminator="\n")
+    return text.encode("utf-8")
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_inventory(
+    inventory: Inventory,
+    out_dir: str | os.PathLike[str],
+    *,
+    fmt: Literal["csv", "parquet"] = "csv",
+) -> tuple[Path, Path]:
+    """Write ``flows.<fmt>`` and ``services.<fmt>`` into ``out_dir``, each atomically."""
+    out = Path(out_dir)
+    paths = (out / f"flows.{fmt}", out / f"services.{fmt}")
+    for frame, path in zip((inventory.flows, inventory.services), paths, strict=True):
+        if fmt == "csv":
+            data = table_bytes(frame)
+        elif fmt == "parquet":
+            buf = io.BytesIO()
+            frame.to_parquet(buf, index=False)
+            data = buf.getvalue()
+        else:
+            raise ValueError("fmt must be 'csv' or 'parquet'")
+        atomic_write_bytes(path, data)
+    return paths
+
+
+# --- derived features -------------------------------------------------------------------------
+
+
+def _path_stats(path: str) -> tuple[int, int, int, int]:
+    hops = [h for h in path.split(">") if h]
+    no_fwd = sum(h.endswith(":terminate") for h in hops)
+    fwd = sum(h.endswith(":terminate_forward_cert") for h in hops)
+    return len(hops), no_fwd + fwd, no_fwd, fwd
+
+
+def path_features(flows: pd.DataFrame) -> pd.DataFrame:
+    """Per-flow path features (vectorised over distinct paths).
+
+    ``n_hops``; ``n_terminating`` (terminate + terminate_forward_cert);
+    ``n_terminate_no_forward``; ``n_forward_cert``; ``all_passthrough`` (no terminating hop,
+    including direct); ``client_path``: browser (browser_spa), mobile (mobile_app), else
+    gateway_terminated if any hop terminates TLS, else backend_e2e (end-to-end TLS).
+    """
+    codes, uniques = pd.factorize(flows["path"].astype(object), use_na_sentinel=False)
+    stats = np.array([_path_stats(str(u)) for u in uniques], dtype=np.int64).reshape(-1, 4)
+    per = stats[codes]
+    kind = flows["client_kind"].astype(object).to_numpy()
+    terminating = per[:, 1] > 0
+    client_path = np.where(
+        kind == "browser_spa",
+        "browser",
+        np.where(
+            kind == "mobile_app",
+            "mobile",
+            np.where(terminating, "gateway_terminated", "backend_e2e"),
+        ),
+    )
+    return pd.DataFrame(
+        {
+            "n_hops": per[:, 0],
+            "n_terminating": per[:, 1],
+            "n_terminate_no_forward": per[:, 2],
+            "n_forward_cert": per[:, 3],
+            "all_passthrough": ~terminating,
+            "client_path": pd.Categorical(client_path, categories=list(S.CLIENT_PATHS)),
+        },
+        index=flows.index,
+    )
+
+
+def exposure_matrix(flows: pd.DataFrame) -> pd.DataFrame:
+    """Boolean matrix: one column per exposure channel, True where the flow lists it."""
+    codes, uniques = pd.factorize(flows["exposure_channels"].astype(object), use_na_sentinel=False)
+    table = np.array(
+        [[c in set(str(u).split(";")) for c in S.EXPOSURE_CHANNELS] for u in uniques],
+        dtype=bool,
+    ).reshape(-1, len(S.EXPOSURE_CHANNELS))
+    return pd.DataFrame(table[codes], columns=list(S.EXPOSURE_CHANNELS), index=flows.index)
+
+
+def summary(inventory: Inventory) -> dict[str, Any]:
+    """Counts by client kind, client path, binding (and binding x enforcement, environment)."""
+    flows = inventory.flows
+    feats = path_features(flows)
+
+    def counts(series: pd.Series) -> dict[str, int]:
+        vc = series.value_counts(sort=False)
+        return {str(k): int(v) for k, v in vc.items()}
+
+    bound = flows["binding"].astype(str) != "bearer"
+    return {
+        "source": inventory.source,
+        "n_flows": len(flows),
+        "n_clients": int(flows["client_id"].nunique()),
+        "n_services": len(inventory.services),
+        "by_client_kind": counts(flows["client_kind"]),
+        "by_client_path": counts(feats["client_path"]),
+        "by_binding": counts(flows["binding"]),
+        "by_environment": counts(flows["environment"]),
+        "binding_enforced_share": float(flows.loc[bound, "binding_enforced"].mean())
+        if bound.any()
+        else 0.0,
+        "terminating_path_share": float((feats["n_terminating"] > 0).mean()) if len(flows) else 0.0,
+    }
+
+
+def provenance(profile: str, n_flows: int, seed: int) -> Mapping[str, str]:
+    """How the bundled inventory was produced (recorded in data/README.md)."""
+    return {
+        "generator": f"tokenlib.analysis.inventory v{GENERATOR_VERSION}",
+        "profile": profile,
+        "n_flows": str(n_flows),
+        "seed": str(seed),
+        "schema": S.SCHEMA_VERSION,
+        "command": (
+            f"python -m tokenlib.analysis.inventory bundle --profile {profile} "
+            f"--flows {n_flows} --seed {seed}"
+        ),
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised via the CLI tests
+    from tokenlib.analysis._inventory_cli import main
+
+    raise SystemExit(main())

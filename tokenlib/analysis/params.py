@@ -1,0 +1,404 @@
+"""Named, tunable parameters of the replay, blast-radius and deployability models.
+
+Every number the models use lives in ``data/reference/model_parameters.csv`` with an ``id``
+(``A*`` = assumption from the domain brief's register §6 or added by the models, ``S*`` =
+sourced, ``D*`` = derived), a plausible ``low``/``high`` range for sensitivity analysis, a unit,
+a ``status`` (``sourced`` / ``derived`` / ``assumption``) and a ``source``. ``ModelParameters``
+is the frozen value object the models take; ``ModelParameters.from_reference()`` loads it and
+``.replace(**overrides)`` returns a tuned copy (values outside ``[low, high]`` are allowed, a
+sweep may want them, but must be finite and non-negative).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "STATUSES",
+    "CryptoCosts",
+    "ModelParameters",
+    "ParameterError",
+    "ParameterSpec",
+    "load_crypto_costs",
+    "parameter_specs",
+    "parameter_table",
+    "reference_dir",
+]
+
+STATUSES = ("sourced", "derived", "assumption")
+_COLUMNS = ("id", "name", "value", "low", "high", "unit", "status", "source", "description")
+
+
+class ParameterError(ValueError):
+    """A parameter file or override is invalid; the message names the parameter and the file.
+
+    ``code`` is a stable machine-readable reason (``missing_column``, ``not_found``,
+    ``duplicate``, ``unknown_name``, ``bad_status``, ``no_source``, ``not_a_number``,
+    ``out_of_range``, ``missing_parameter``, ``unknown_override``, ``invalid_value``).
+    """
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def reference_dir() -> Path:
+    """Directory holding the bundled reference tables (``data/reference``)."""
+    return Path(__file__).resolve().parents[2] / "data" / "reference"
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterSpec:
+    """One row of ``model_parameters.csv``: metadata of a parameter."""
+
+    id: str
+    name: str
+    value: float
+    low: float
+    high: float
+    unit: str
+    status: str
+    source: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParameters:
+    """All model parameters as plain floats (defaults mirror the bundled CSV).
+
+    The register ids are given in the comments; ``parameter_specs()`` holds the metadata.
+    """
+
+    rho_jwt: float = 0.2  # A1a
+    rho_introspection: float = 0.9  # A1b
+    e_rs: float = 0.9  # A2
+    p_inj: float = 0.01  # A3
+    p_key_non_extractable: float = 0.05  # A4a
+    p_key_software: float = 0.8  # A4b
+    p_key_hsm: float = 0.01  # A4c
+    p_key_platform: float = 0.05  # A4d
+    pi_persist: float = 0.3  # A5
+    share_terminating: float = 0.7  # A6
+    rt_absolute_default_s: float = 2_592_000.0  # A7
+    proof_leak_delay_max_s: float = 60.0  # A8
+    as_session_max_s: float = 36_000.0  # A9
+    q_secret: float = 0.1  # A10
+    p_attacker_first: float = 0.1  # A11
+    p_new_flow: float = 0.5  # A12
+    p_client_cred: float = 0.3  # A13
+    cert_lifetime_manual_s: float = 31_536_000.0  # A14a
+    cert_lifetime_automated_s: float = 7_776_000.0  # A14b
+    cert_lifetime_spiffe_s: float = 3_600.0  # A14c
+    lateral_hops: float = 2.0  # A15
+    traffic_exponent: float = 0.5  # A16
+    w_at_rest_copy: float = 0.4  # A17a
+    w_in_transit_token_and_proof: float = 0.2  # A17b
+    w_live_client_compromise: float = 0.2  # A17c
+    w_key_exfiltration: float = 0.1  # A17d
+    w_refresh_token_theft: float = 0.1  # A17e
+    w_issuer_key_compromise: float = 0.0  # A17f
+    cost_client_change_days: float = 5.0  # A18a
+    cost_rs_change_days: float = 3.0  # A18b
+    cost_hop_change_days: float = 2.0  # A18c
+    cost_nonce_days: float = 1.0  # A18d
+    engineer_day_usd: float = 800.0  # A18e
+    cpu_usd_per_core_hour: float = 0.05  # A18f
+    horizon_days: float = 365.0  # A18g
+    dpop_sign_cost_s: float = 1e-4  # A19a
+    dpop_verify_cost_s: float = 1.5e-4  # A19b
+    mtls_request_cost_s: float = 0.0  # A19c
+    nonce_lifetime_threshold_s: float = 3_600.0  # A20
+    min_relative_reduction: float = 0.05  # A21
+    min_p_deploy: float = 0.25  # A22
+    revocation_delay_s: float = 432_000.0  # S1
+    issuer_key_window_s: float = 2_764_800.0  # S2
+    dpop_iat_past_default_s: float = 60.0  # D1
+    dpop_iat_future_default_s: float = 60.0  # D2
+    nonce_lifetime_s: float = 180.0  # D3
+    source: str = field(default="defaults", compare=False)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if f.name == "source":
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ParameterError(
+                    f"parameter {f.name!r} must be a number, got {value!r}", code="invalid_value"
+                )
+            if not math.isfinite(value) or value < 0:
+                raise ParameterError(
+                    f"parameter {f.name!r} must be finite and >= 0, got {value!r}",
+                    code="invalid_value",
+                )
+            object.__setattr__(self, f.name, float(value))
+        for name in _PROBABILITIES:
+            if getattr(self, name) > 1.0:
+                raise ParameterError(
+                    f"parameter {name!r} is a probability, got {getattr(self, name)}",
+                    code="invalid_value",
+                )
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Names of the numeric parameters (the CSV ``name`` column)."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name != "source")
+
+    @classmethod
+    def from_reference(cls, path: str | os.PathLike[str] | None = None) -> ModelParameters:
+        """Load values from ``model_parameters.csv`` (bundled copy by default).
+
+        The measured DPoP sign/verify costs from ``benchmarks/results/dpop.json`` are not merged
+        here; use ``with_measured_costs()`` for that, so loading stays deterministic.
+        """
+        specs = parameter_specs(path)
+        values = {s.name: s.value for s in specs}
+        return cls(**values, source=str(path) if path is not None else "reference")
+
+    def replace(self, **overrides: float) -> ModelParameters:
+        """Return a copy with some values changed; unknown names raise ``ParameterError``."""
+        unknown = sorted(set(overrides) - set(self.names()))
+        if unknown:
+            raise ParameterError(
+                f"unknown model parameter(s): {', '.join(unknown)}", code="unknown_override"
+            )
+        tag = ",".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+        return dataclasses.replace(self, **overrides, source=f"{self.source}+{tag}")
+
+    def with_measured_costs(self, costs: CryptoCosts | None = None) -> ModelParameters:
+        """Copy with DPoP sign/verify costs from tokenlib's own benchmark when available."""
+        c = load_crypto_costs() if costs is None else costs
+        if c.status != "sourced":
+            return self
+        return self.replace(dpop_sign_cost_s=c.sign_s, dpop_verify_cost_s=c.verify_s)
+
+    def as_dict(self) -> dict[str, float]:
+        """Numeric values by name."""
+        return {n: float(getattr(self, n)) for n in self.names()}
+
+    def p_key_for(self, key_storage: str) -> float:
+        """``p_key`` (A4) for a ``key_storage`` value of the inventory schema."""
+        return {
+            "none": self.p_key_software,
+            "software": self.p_key_software,
+            "webcrypto_non_extractable": self.p_key_non_extractable,
+            "platform_keystore": self.p_key_platform,
+            "hsm_tpm": self.p_key_hsm,
+        }[key_storage]
+
+    def scenario_weight(self, scenario: str) -> float:
+        """Relative theft-scenario weight (A17a-f) used by the exposure metric."""
+        if scenario.startswith("refresh_token_theft"):
+            return self.w_refresh_token_theft
+        return float(getattr(self, f"w_{scenario}"))
+
+
+_PROBABILITIES = (
+    "rho_jwt",
+    "rho_introspection",
+    "e_rs",
+    "p_inj",
+    "p_key_non_extractable",
+    "p_key_software",
+    "p_key_hsm",
+    "p_key_platform",
+    "pi_persist",
+    "share_terminating",
+    "q_secret",
+    "p_attacker_first",
+    "p_new_flow",
+    "p_client_cred",
+    "min_relative_reduction",
+    "min_p_deploy",
+)
+
+
+def _number(raw: str, *, column: str, row: int, where: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ParameterError(
+            f"{where}: row {row}: column {column!r} is not a number: {raw!r}", code="not_a_number"
+        ) from None
+    if not math.isfinite(value):
+        raise ParameterError(
+            f"{where}: row {row}: column {column!r} is not finite: {raw!r}", code="not_a_number"
+        )
+    return value
+
+
+@lru_cache(maxsize=8)
+def _read_specs(path: str) -> tuple[ParameterSpec, ...]:
+    where = path
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in _COLUMNS if c not in (reader.fieldnames or ())]
+            if missing:
+                raise ParameterError(
+                    f"{where}: missing column(s): {', '.join(missing)}", code="missing_column"
+                )
+            rows = list(reader)
+    except FileNotFoundError:
+        raise ParameterError(f"{where}: parameter file not found", code="not_found") from None
+    specs: list[ParameterSpec] = []
+    seen_ids: set[str] = set()
+    seen_names: set[str] = set()
+    known = set(ModelParameters.names())
+    for i, r in enumerate(rows, start=2):
+        pid, name, status = r["id"].strip(), r["name"].strip(), r["status"].strip()
+        if pid in seen_ids or name in seen_names:
+            raise ParameterError(
+                f"{where}: row {i}: duplicate id or name {pid!r}/{name!r}", code="duplicate"
+            )
+        if name not in known:
+            raise ParameterError(
+                f"{where}: row {i}: unknown parameter name {name!r}", code="unknown_name"
+            )
+        if status not in STATUSES:
+            raise ParameterError(
+                f"{where}: row {i}: status {status!r} not in {STATUSES}", code="bad_status"
+            )
+        if not r["source"].strip():
+            raise ParameterError(
+                f"{where}: row {i}: parameter {name!r} has no source", code="no_source"
+            )
+        value = _number(r["value"], column="value", row=i, where=where)
+        low = _number(r["low"], column="low", row=i, where=where)
+        high = _number(r["high"], column="high", row=i, where=where)
+        if not low <= value <= high:
+            raise ParameterError(
+                f"{where}: row {i}: {name!r} needs low <= value <= high", code="out_of_range"
+            )
+        seen_ids.add(pid)
+        seen_names.add(name)
+        specs.append(
+            ParameterSpec(
+                id=pid,
+                name=name,
+                value=value,
+                low=low,
+                high=high,
+                unit=r["unit"].strip(),
+                status=status,
+                source=r["source"].strip(),
+                description=r["description"].strip(),
+            )
+        )
+    absent = sorted(known - seen_names)
+    if absent:
+        raise ParameterError(
+            f"{where}: parameter(s) missing from the file: {', '.join(absent)}",
+            code="missing_parameter",
+        )
+    return tuple(specs)
+
+
+def parameter_specs(path: str | os.PathLike[str] | None = None) -> tuple[ParameterSpec, ...]:
+    """Validated metadata rows of the parameter file (bundled copy by default)."""
+    p = Path(path) if path is not None else reference_dir() / "model_parameters.csv"
+    return _read_specs(str(p.resolve()))
+
+
+def parameter_table(params: ModelParameters | None = None) -> Any:
+    """DataFrame of every parameter: metadata plus the value in use (``current``).
+
+    ``overridden`` is True where ``params`` differs from the reference value.
+    """
+    import pandas as pd
+
+    specs = parameter_specs()
+    current = (params or ModelParameters.from_reference()).as_dict()
+    df = pd.DataFrame([dataclasses.asdict(s) for s in specs])
+    df["current"] = df["name"].map(current).astype(float)
+    df["overridden"] = ~(
+        (df["current"] - df["value"]).abs() <= 1e-12 * df["value"].abs().clip(lower=1)
+    )
+    return df
+
+
+@dataclass(frozen=True, slots=True)
+class CryptoCosts:
+    """Per-request DPoP CPU costs (seconds) and where they came from."""
+
+    sign_s: float
+    verify_s: float
+    status: str
+    source: str
+
+
+def _find_number(
+    obj: Any, words: tuple[str, ...], avoid: tuple[str, ...]
+) -> tuple[str, float] | None:
+    stack: list[tuple[str, Any]] = [("", obj)]
+    while stack:
+        prefix, node = stack.pop()
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                key = f"{prefix}.{k}" if prefix else str(k)
+                low = key.lower()
+                if (
+                    isinstance(v, int | float)
+                    and not isinstance(v, bool)
+                    and all(w in low for w in words)
+                    and not any(a in low for a in avoid)
+                    and v > 0
+                ):
+                    return key, float(v)
+                stack.append((key, v))
+    return None
+
+
+def _to_seconds(key: str, value: float) -> float:
+    k = key.lower()
+    if k.endswith(("_ns", "ns_per_op")) or "nanos" in k:
+        return value * 1e-9
+    if k.endswith(("_us", "us_per_op", "_µs")) or "micro" in k:
+        return value * 1e-6
+    if k.endswith(("_ms", "ms_per_op")) or "milli" in k:
+        return value * 1e-3
+    if "per_s" in k or "ops" in k or "per_sec" in k:
+        return 1.0 / value
+    return value
+
+
+def load_crypto_costs(path: str | os.PathLike[str] | None = None) -> CryptoCosts:
+    """Read DPoP create/verify cost from ``benchmarks/results/dpop.json`` if H2's benchmark ran.
+
+    The keys are searched by name (``create``/``sign`` and ``verify``; units from suffixes
+    ``_ns``/``_us``/``_ms``/``_s`` or ``ops_per_s``). A missing or unreadable file gives the
+    documented defaults A19a/A19b with status ``assumption``.
+    """
+    p = (
+        Path(path)
+        if path is not None
+        else reference_dir().parents[1] / "benchmarks" / "results" / "dpop.json"
+    )
+    default = ModelParameters()
+    fallback = CryptoCosts(
+        default.dpop_sign_cost_s, default.dpop_verify_cost_s, "assumption", "defaults A19a/A19b"
+    )
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return fallback
+    sign = _find_number(data, ("create",), ("verify",)) or _find_number(
+        data, ("sign",), ("verify",)
+    )
+    verify = _find_number(data, ("verify",), ("cache", "replay", "redis", "nonce"))
+    if verify is None:
+        verify = _find_number(data, ("verify",), ())
+    if sign is None or verify is None:
+        return fallback
+    return CryptoCosts(
+        _to_seconds(*sign), _to_seconds(*verify), "sourced", f"{p.name}: {sign[0]}, {verify[0]}"
+    )

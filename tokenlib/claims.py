@@ -1,0 +1,273 @@
+"""The validated view of a JWT access token (RFC 9068 §2.2) and its confirmation (``cnf``).
+
+``parse_access_token_claims`` checks that every claim RFC 9068 §2.2 requires is present
+with the right JSON type and turns the claims into an ``AccessToken``. It does *not*
+check the signature, issuer, audience or time: ``tokenlib.bearer.verify_access_token``
+does, in the order RFC 9068 §4 gives, and only then calls this.
+
+``cnf`` (RFC 7800 §3.1) names how the token is bound: ``jkt`` to a DPoP key (RFC 9449
+§6.1), ``x5t#S256`` to a client certificate (RFC 8705 §3.1); both are unpadded base64url
+SHA-256 digests (43 characters). Unknown extra members are tolerated next to a known
+one (Keycloak adds ``kc-jkt-type``); a ``cnf`` with *only* unknown methods is refused,
+because accepting it would silently turn a bound token into a bearer token.
+
+Errors are ``InvalidToken`` whose ``details["check"]`` names the claim (``"sub"``,
+``"aud"``, ``"scope"``, ``"cnf"``...).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from tokenlib.errors import InvalidToken
+
+__all__ = [
+    "REGISTERED_CLAIMS",
+    "REQUIRED_CLAIMS",
+    "AccessToken",
+    "Binding",
+    "is_sha256_b64url",
+    "parse_access_token_claims",
+    "parse_cnf",
+    "parse_scope",
+]
+
+Binding = Literal["bearer", "dpop", "mtls", "dpop+mtls"]
+
+#: RFC 9068 §2.2: claims every JWT access token MUST carry.
+REQUIRED_CLAIMS: Final = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
+#: Claims whose meaning tokenlib defines; ``Issuer`` refuses extra claims that override them.
+REGISTERED_CLAIMS: Final = frozenset(
+    {*REQUIRED_CLAIMS, "nbf", "scope", "cnf"},
+)
+_SHA256_B64URL: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+_SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_RFC: Final = "RFC 9068 §2.2"
+
+
+def is_sha256_b64url(value: object) -> bool:
+    """True if ``value`` is unpadded base64url of 32 bytes (a SHA-256 digest): 43
+    characters of the base64url alphabet.
+
+    Non-zero padding bits in the last character are tolerated here (the RFC 8705 §3.1
+    example value has them); such a value can never equal a computed thumbprint, so the
+    binding check refuses it later with both values in the explain view."""
+    return isinstance(value, str) and _SHA256_B64URL.fullmatch(value) is not None
+
+
+def _fail(claim: str, description: str, **details: object) -> InvalidToken:
+    return InvalidToken(description, details={"check": claim, **details})
+
+
+def _string(claims: Mapping[str, Any], name: str) -> str:
+    if name not in claims:
+        raise _fail(name, f"the access token has no {name} claim", problem="missing", rfc=_RFC)
+    value = claims[name]
+    if not isinstance(value, str) or not value:
+        raise _fail(
+            name,
+            f"the access token {name} claim is not a non-empty string",
+            problem="type",
+            presented_type=type(value).__name__,
+            rfc=_RFC,
+        )
+    return value
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str, *, required: bool) -> int | None:
+    """A NumericDate (RFC 7519 §2): a JSON number, truncated to whole seconds."""
+    if name not in claims:
+        if required:
+            raise _fail(name, f"the access token has no {name} claim", problem="missing", rfc=_RFC)
+        return None
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _fail(
+            name,
+            f"the access token {name} claim is not a NumericDate",
+            problem="type",
+            presented_type=type(value).__name__,
+            rfc="RFC 7519 §2",
+        )
+    return math.floor(value)
+
+
+def _audience(claims: Mapping[str, Any]) -> tuple[str, ...]:
+    if "aud" not in claims:
+        raise _fail("aud", "the access token has no aud claim", problem="missing", rfc=_RFC)
+    value = claims["aud"]
+    if isinstance(value, str) and value:
+        return (value,)
+    if isinstance(value, list) and value and all(isinstance(item, str) and item for item in value):
+        return tuple(value)
+    raise _fail(
+        "aud",
+        "the access token aud claim is not a string or a non-empty array of strings",
+        problem="type",
+        presented_type=type(value).__name__,
+        rfc="RFC 7519 §4.1.3",
+    )
+
+
+def parse_scope(value: object) -> frozenset[str]:
+    """The scopes of a space-delimited ``scope`` claim (RFC 9068 §2.2.3.1, RFC 6749 §3.3).
+
+    Each scope-token must be 1+ characters of %x21 / %x23-5B / %x5D-7E separated by
+    single spaces; anything else is refused (``check`` ``"scope"``).
+    """
+    if not isinstance(value, str):
+        raise _fail(
+            "scope",
+            "the access token scope claim is not a space-delimited string",
+            problem="type",
+            presented_type=type(value).__name__,
+            rfc="RFC 9068 §2.2.3.1",
+        )
+    if value == "":
+        return frozenset()
+    parts = value.split(" ")
+    for position, part in enumerate(parts):
+        if _SCOPE_TOKEN.fullmatch(part) is None:
+            raise _fail(
+                "scope",
+                "the access token scope claim has an empty or invalid scope-token",
+                problem="syntax",
+                position=position,
+                rfc="RFC 6749 §3.3",
+            )
+    return frozenset(parts)
+
+
+def parse_cnf(value: object) -> tuple[str | None, str | None]:
+    """``(jkt, x5t#S256)`` from a ``cnf`` claim value (RFC 7800 §3.1).
+
+    ``jkt`` (RFC 9449 §6.1) and ``x5t#S256`` (RFC 8705 §3.1) must be base64url SHA-256
+    digests; unknown members are tolerated next to them. A ``cnf`` that is not an object,
+    or that names no method tokenlib can enforce, is refused (``check`` ``"cnf"``).
+    """
+    if not isinstance(value, Mapping):
+        raise _fail(
+            "cnf",
+            "the access token cnf claim is not a JSON object",
+            problem="type",
+            presented_type=type(value).__name__,
+            rfc="RFC 7800 §3.1",
+        )
+    found: dict[str, str | None] = {"jkt": None, "x5t#S256": None}
+    for name, rfc in (("jkt", "RFC 9449 §6.1"), ("x5t#S256", "RFC 8705 §3.1")):
+        if name not in value:
+            continue
+        member = value[name]
+        if not is_sha256_b64url(member):
+            raise _fail(
+                "cnf",
+                f"the access token cnf.{name} is not a base64url SHA-256 thumbprint",
+                problem="syntax",
+                member=name,
+                presented_type=type(member).__name__,
+                presented_length=len(member) if isinstance(member, str) else None,
+                rfc=rfc,
+            )
+        found[name] = member
+    if found["jkt"] is None and found["x5t#S256"] is None:
+        raise _fail(
+            "cnf",
+            "the access token cnf claim names no confirmation method tokenlib can enforce",
+            problem="unsupported",
+            members=sorted(str(k) for k in value)[:10],
+            rfc="RFC 7800 §3.1",
+        )
+    return found["jkt"], found["x5t#S256"]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """A verified JWT access token (RFC 9068): its header, claims and the parsed fields.
+
+    The raw token is never stored. ``header`` and ``claims`` are the decoded JSON objects
+    (the typed fields above are what to rely on; nested claim values are not copied).
+    """
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    issuer: str
+    subject: str
+    client_id: str
+    audience: tuple[str, ...]
+    scopes: frozenset[str]
+    expires_at: int
+    issued_at: int
+    jti: str
+    jkt: str | None = None
+    x5t_s256: str | None = None
+    not_before: int | None = None
+
+    @property
+    def binding(self) -> Binding:
+        """How the token is sender-constrained: ``"bearer"`` (not at all), ``"dpop"``
+        (``cnf.jkt``), ``"mtls"`` (``cnf.x5t#S256``) or ``"dpop+mtls"`` (both)."""
+        if self.jkt is not None and self.x5t_s256 is not None:
+            return "dpop+mtls"
+        if self.jkt is not None:
+            return "dpop"
+        if self.x5t_s256 is not None:
+            return "mtls"
+        return "bearer"
+
+    @property
+    def cnf(self) -> dict[str, Any] | None:
+        """The ``cnf`` claim as issued (unknown members included), or ``None``."""
+        value = self.claims.get("cnf")
+        return dict(value) if isinstance(value, Mapping) else None
+
+    def has_scopes(self, *required: str) -> bool:
+        """True if every scope in ``required`` was granted."""
+        return self.scopes.issuperset(required)
+
+    def __repr__(self) -> str:
+        return (
+            f"AccessToken(issuer={self.issuer!r}, subject={self.subject!r}, "
+            f"client_id={self.client_id!r}, binding={self.binding!r}, jti={self.jti!r}, "
+            f"expires_at={self.expires_at})"
+        )
+
+
+def parse_access_token_claims(header: Mapping[str, Any], claims: Mapping[str, Any]) -> AccessToken:
+    """Type-check the RFC 9068 §2.2 claims and build an ``AccessToken``.
+
+    Required: ``iss``, ``exp``, ``aud``, ``sub``, ``client_id``, ``iat``, ``jti``
+    (strings, NumericDates, a string or array of strings for ``aud``). Optional:
+    ``scope`` (space-delimited string), ``nbf``, ``cnf``. Raises ``InvalidToken``.
+    """
+    issuer = _string(claims, "iss")
+    expires_at = _numeric_date(claims, "exp", required=True)
+    audience = _audience(claims)
+    subject = _string(claims, "sub")
+    client_id = _string(claims, "client_id")
+    issued_at = _numeric_date(claims, "iat", required=True)
+    jti = _string(claims, "jti")
+    not_before = _numeric_date(claims, "nbf", required=False)
+    scopes = parse_scope(claims["scope"]) if "scope" in claims else frozenset()
+    jkt, x5t = parse_cnf(claims["cnf"]) if "cnf" in claims else (None, None)
+    assert expires_at is not None
+    assert issued_at is not None
+    return AccessToken(
+        header=dict(header),
+        claims=dict(claims),
+        issuer=issuer,
+        subject=subject,
+        client_id=client_id,
+        audience=audience,
+        scopes=scopes,
+        expires_at=expires_at,
+        issued_at=issued_at,
+        jti=jti,
+        jkt=jkt,
+        x5t_s256=x5t,
+        not_before=not_before,
+    )

@@ -1,0 +1,522 @@
+"""DPoP proofs (RFC 9449): create them on the client, verify them on the server.
+
+A DPoP proof is a JWT (``typ: dpop+jwt``) signed with a key whose public half travels
+in its ``jwk`` header. It covers the HTTP method (``htm``) and URI (``htu``), a
+timestamp (``iat``), a unique id (``jti``), optionally a server ``nonce`` and, at a
+resource server, the hash of the access token (``ath``). :func:`verify_proof` runs
+every check of RFC 9449 §4.3 and §11.1 and raises a :class:`~tokenlib.errors.TokenError`
+subclass whose ``details`` say which check failed and which values were compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol, runtime_checkable
+
+from tokenlib import _jws
+from tokenlib._dpop_jws import (
+    COMPACT,
+    DPOP_TYP,
+    RFC_4_3,
+    b64,
+    b64decode,
+    check_header,
+    fail,
+    parse_json,
+    sign,
+    verify_signature,
+)
+from tokenlib._htu import normalize_htu, normalize_server_url
+from tokenlib._time import Now, resolve_now
+from tokenlib.errors import InvalidRequest, ReplayDetected, UseDPoPNonce
+from tokenlib.jwk import (
+    ALGORITHMS,
+    DEFAULT_ALGORITHMS,
+    PrivateKey,
+    alg_matches_key,
+    b64url_encode,
+    default_alg_for_key,
+    public_jwk,
+)
+from tokenlib.replay import ReplayCache
+
+__all__ = [
+    "DPOP_TYP",
+    "DPoPPolicy",
+    "DPoPProof",
+    "NonceValidator",
+    "access_token_hash",
+    "create_proof",
+    "normalize_htu",
+    "replay_key",
+    "verify_proof",
+]
+
+# RFC 9110 §5.6.2 tchar: an HTTP method is a token.
+_METHOD: Final = re.compile(r"\A[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+# RFC 6749 NQCHAR (RFC 9449 §8.1 nonce syntax).
+_NONCE: Final = re.compile(r"\A[\x21\x23-\x5b\x5d-\x7e]+\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class DPoPPolicy:
+    """What a server accepts in a DPoP proof (RFC 9449 §4.3, §11.1).
+
+    ``iat_past``/``iat_future``: how many seconds a proof's ``iat`` may lie before/after
+    the server clock. ``algorithms``: the JWS allowlist (asymmetric only; ``none`` and
+    HMAC can never be listed). ``max_proof_length``: proofs longer than this are refused
+    before any decoding. ``max_jti_length``: a longer ``jti`` is refused (§11.1 memory
+    exhaustion; the replay cache stores only a hash anyway).
+
+    ``iat_past_with_nonce``: RFC 9449 §11.1 lets a server bound a proof's lifetime with
+    a server-managed nonce instead of the client's ``iat``. By default (``None``)
+    tokenlib does not relax anything: with a nonce both the nonce and ``iat`` must be
+    fresh. When set, and the proof carries a nonce that a :class:`NonceValidator`
+    (e.g. :class:`~tokenlib.nonce.NonceManager`) accepted, ``iat`` may be up to this
+    many seconds old; the replay-cache entry is kept for that longer window too.
+    """
+
+    iat_past: int = 300
+    iat_future: int = 60
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    max_proof_length: int = 8192
+    max_jti_length: int = 256
+    iat_past_with_nonce: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("iat_past", "iat_future", "max_proof_length", "max_jti_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        if self.iat_past_with_nonce is not None and (
+            isinstance(self.iat_past_with_nonce, bool)
+            or not isinstance(self.iat_past_with_nonce, int)
+            or self.iat_past_with_nonce < 0
+        ):
+            raise ValueError("iat_past_with_nonce must be None or a non-negative int")
+        if not isinstance(self.algorithms, tuple) or not self.algorithms:
+            raise ValueError("algorithms must be a non-empty tuple of JWS alg names")
+        unknown = [alg for alg in self.algorithms if alg not in ALGORITHMS]
+        if unknown:
+            raise ValueError(
+                f"algorithms {unknown} are not asymmetric signature algorithms tokenlib "
+                f"supports ({', '.join(ALGORITHMS)}); none and HMAC are never allowed"
+            )
+
+    @classmethod
+    def rfc(cls) -> DPoPPolicy:
+        """RFC 9449 defaults: ``iat`` up to 300 s old or 60 s ahead ("seconds or
+        minutes", §11.1), the default algorithm allowlist."""
+        return cls()
+
+    @classmethod
+    def fapi2(cls) -> DPoPPolicy:
+        """FAPI 2.0 Security Profile: PS256/ES256/EdDSA only; ``iat`` accepted up to 10 s
+        in the future (anything beyond is refused, well inside the 60 s ceiling) and at
+        most 60 s old."""
+        return cls(iat_past=60, iat_future=10, algorithms=("PS256", "ES256", "EdDSA", "Ed25519"))
+
+    @classmethod
+    def lenient(cls) -> DPoPPolicy:
+        """For devices with poor clocks: ``iat`` up to 10 min old or 5 min ahead, every
+        supported asymmetric algorithm. Pair it with server nonces where possible."""
+        return cls(iat_past=600, iat_future=300, algorithms=ALGORITHMS)
+
+    @property
+    def window(self) -> int:
+        """Seconds a proof stays acceptable, clock skew included (replay-cache TTL)."""
+        return self.iat_past + self.iat_future
+
+
+_DEFAULT_POLICY: Final = DPoPPolicy()
+
+
+@runtime_checkable
+class NonceValidator(Protocol):
+    """Checks a server-issued nonce (e.g. :class:`tokenlib.nonce.NonceManager`)."""
+
+    def verify(self, nonce: str, now: Now = None) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DPoPProof:
+    """A verified DPoP proof: the key thumbprint ``jkt`` (RFC 7638) and the claims.
+
+    ``header`` is read-only (it may be shared between proofs of one key).
+    ``replay_expires_at`` is when the proof's replay-cache entry may be forgotten.
+    """
+
+    jkt: str
+    jti: str
+    iat: float
+    htm: str
+    htu: str
+    nonce: str | None
+    ath: str | None
+    claims: dict[str, Any]
+    header: Mapping[str, Any]
+    alg: str
+    replay_expires_at: float = field(default=0.0, compare=False)
+
+
+def access_token_hash(access_token: str) -> str:
+    """``ath``: base64url(SHA-256(ASCII access token)) (RFC 9449 §4.2)."""
+    if not isinstance(access_token, str):
+        raise TypeError("access_token must be a str")
+    if not access_token.isascii():
+        raise ValueError("an access token is ASCII (token68)")
+    return b64url_encode(hashlib.sha256(access_token.encode("ascii")).digest())
+
+
+def replay_key(jkt: str, jti: str) -> str:
+    """The replay-cache key of a proof: hex SHA-256 over (``jkt``, ``jti``).
+
+    Scoped to the key (a ``jti`` only has to be unique per client key) but not to
+    ``htu``: reusing a ``jti`` with one key at another URI inside the window is refused
+    too, which is stricter than RFC 9449 §11.1 requires. The hash bounds memory
+    whatever the ``jti`` size (§11.1); ``jkt`` has a fixed length, so the
+    concatenation is unambiguous.
+    """
+    return hashlib.sha256(f"dpop:{jkt}:{jti}".encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- creation
+
+
+class _HeaderCache:
+    """Encoded proof headers by signing key (a proof repeats one ``jwk`` header).
+
+    ``cryptography`` keys support neither weak references nor hashing by value, so
+    entries are found by ``id`` and confirmed with ``is``; the cache is small and LRU,
+    and only the encoded *public* header is derived from the key. Eviction is oldest
+    first (hits do not reorder, so reads need no lock).
+    """
+
+    def __init__(self, maxsize: int = 256) -> None:
+        self._lock = threading.Lock()
+        self._data: OrderedDict[tuple[int, str | None], tuple[PrivateKey, str, str]] = OrderedDict()
+        self._maxsize = maxsize
+
+    def get(self, key: PrivateKey, alg: str | None) -> tuple[str, str]:
+        """``(alg, encoded header)`` for ``key``; ``alg=None`` picks the key's default."""
+        ident = (id(key), alg)
+        hit = self._data.get(ident)  # a dict read is atomic; writes take the lock
+        if hit is not None and hit[0] is key:
+            return hit[1], hit[2]
+        if alg is None:
+            chosen = default_alg_for_key(key)
+        elif alg in ALGORITHMS and alg_matches_key(alg, key):
+            chosen = alg
+        else:
+            raise ValueError(f"algorithm {alg!r} cannot be used with a {type(key).__name__}")
+        header = {"typ": DPOP_TYP, "alg": chosen, "jwk": public_jwk(key)}
+        segment = _jws.encode_segment(header)
+        with self._lock:
+            self._data[ident] = (key, chosen, segment)
+            self._data.move_to_end(ident)
+            while len(self._data) > self._maxsize:
+                self._data.popitem(last=False)
+        return chosen, segment
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+_HEADERS = _HeaderCache()
+
+
+def create_proof(
+    key: PrivateKey,
+    htm: str,
+    htu: str,
+    *,
+    access_token: str | None = None,
+    nonce: str | None = None,
+    now: Now = None,
+    jti: str | None = None,
+    alg: str | None = None,
+) -> str:
+    """A DPoP proof JWT for one request (RFC 9449 §4.2).
+
+    Header ``{typ: dpop+jwt, alg, jwk}`` with the *public* JWK only; claims ``jti``
+    (128 random bits unless given), ``htm``, ``htu`` (normalised, without query and
+    fragment), ``iat``, and ``ath`` when ``access_token`` is given (§7), ``nonce`` when
+    the server supplied one (§8/§9). ``alg`` defaults from the key; an Ed25519 key
+    accepts ``EdDSA`` (RFC 8037) or ``Ed25519`` (RFC 9864).
+    """
+    alg, header_segment = _HEADERS.get(key, alg)
+    if not isinstance(htm, str) or _METHOD.match(htm) is None:
+        raise ValueError("htm must be an HTTP method token such as 'GET'")
+    # Every value below is JSON-safe as is: base64url, an RFC 9110 token, a normalised
+    # URI (no '"' or '\\'), an int, an NQCHAR nonce; a caller's jti is JSON-encoded.
+    payload = (
+        f'{{"jti":{_encode_json(_check_jti(jti)) if jti is not None else _random_jti()},'
+        f'"htm":"{htm}","htu":"{normalize_server_url(htu)}","iat":{int(resolve_now(now))}'
+    )
+    if access_token is not None:
+        payload += f',"ath":"{access_token_hash(access_token)}"'
+    if nonce is not None:
+        if not isinstance(nonce, str) or _NONCE.match(nonce) is None:
+            raise ValueError("nonce must be a non-empty string of RFC 9449 §8.1 characters")
+        payload += f',"nonce":"{nonce}"'
+    signing_input = f"{header_segment}.{b64((payload + '}').encode())}"
+    signature = sign(key, alg, signing_input.encode("ascii"))
+    return f"{signing_input}.{b64(signature)}"
+
+
+def _random_jti() -> str:
+    return f'"{b64(os.urandom(16))}"'
+
+
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _check_jti(jti: str) -> str:
+    if not isinstance(jti, str) or not jti:
+        raise ValueError("jti must be a non-empty string")
+    return jti
+
+
+def verify_proof(
+    proof: str,
+    *,
+    htm: str,
+    htu: str,
+    access_token: str | None = None,
+    nonce: str | NonceValidator | None = None,
+    now: Now = None,
+    replay_cache: ReplayCache | None = None,
+    policy: DPoPPolicy | None = None,
+    expected_jkt: str | None = None,
+) -> DPoPProof:
+    """Verify a DPoP proof for a request ``htm htu`` and return its verified content.
+
+    Checks, in this order (RFC 9449 §4.3 numbers in brackets; cheap structural checks
+    first, the signature before any claim is compared, the replay cache last):
+
+    1. [2] ``proof`` is a string no longer than ``policy.max_proof_length`` — before any
+       decoding — and a single compact JWS: three canonical base64url segments, JSON
+       objects without duplicate members, no ``crit``/``b64``.
+    2. [3] the header has ``typ``, ``alg``, ``jwk``; [4] ``typ`` is ``dpop+jwt``.
+    3. [5] ``alg`` is in ``policy.algorithms`` (asymmetric only; never none/HMAC).
+    4. [7] ``jwk`` is a public key (no private members, not ``oct``) fitting ``alg``.
+    5. [3] the claims ``jti`` (≤ ``max_jti_length``), ``htm``, ``htu``, ``iat`` exist
+       with the right types.
+    6. [6] the signature verifies with the ``jwk``.
+    7. [8] ``htm`` equals the request method exactly (methods are case-sensitive).
+    8. [9] ``htu`` equals the request URI after RFC 3986 §6.2.2/§6.2.3 normalisation of
+       both, ignoring query and fragment (:func:`normalize_htu`).
+    9. [10] if ``nonce`` is given (an expected string, or a :class:`NonceValidator`),
+       the proof's ``nonce`` claim is present and accepted (constant-time compare) —
+       otherwise :class:`~tokenlib.errors.UseDPoPNonce`.
+    10. [11] ``iat`` lies within ``[now - iat_past, now + iat_future]`` (§11.1).
+    11. [12] with ``access_token``: ``ath`` is present and equals
+        base64url(SHA-256(token)) (§7); with ``expected_jkt``: the proof key's RFC 7638
+        thumbprint equals it (constant-time; §6, §10).
+    12. [§11.1] ``jti`` is new: ``replay_cache.check_and_store`` of
+        :func:`replay_key` until ``iat + iat_past + iat_future`` (the whole acceptance
+        window *including* clock skew) — otherwise
+        :class:`~tokenlib.errors.ReplayDetected`. Only a proof that passed every other
+        check is recorded, so a forged proof cannot burn a legitimate ``jti``.
+
+    Check 1 of §4.3 (one ``DPoP`` header) is the caller's: see
+    :class:`tokenlib.server.ResourceServer`.
+    """
+    pol = _DEFAULT_POLICY if policy is None else policy
+    # 1. size before anything is decoded, then a strict compact-JWS parse.
+    if not isinstance(proof, str):
+        raise fail("the DPoP proof is not a string", "syntax")
+    if len(proof) > pol.max_proof_length:
+        raise fail(
+            "the DPoP proof is too large",
+            "size",
+            length=len(proof),
+            limit=pol.max_proof_length,
+        )
+    if COMPACT.fullmatch(proof) is None:
+        raise fail(
+            "the DPoP proof is not a single compact JWS (three base64url segments)", "syntax"
+        )
+    head_b64, body_b64, sig_b64 = proof.split(".")
+    # 2.-4. header: typ, alg allowlist, public jwk.
+    head = check_header(head_b64, pol.algorithms)
+    claims = parse_json(b64decode(body_b64, "payload"), "payload")
+    signature = b64decode(sig_b64, "signature")
+    # 5. required claims and their types.
+    missing = [name for name in ("jti", "htm", "htu", "iat") if name not in claims]
+    if missing:
+        raise fail(
+            f"the DPoP proof lacks the claim(s) {', '.join(missing)}",
+            "claims",
+            missing=missing,
+            rfc_section="RFC 9449 §4.2",
+        )
+    jti, claim_htm, claim_htu, iat = claims["jti"], claims["htm"], claims["htu"], claims["iat"]
+    if not isinstance(jti, str) or not jti:
+        raise fail("the DPoP proof jti is not a non-empty string", "jti")
+    if len(jti) > pol.max_jti_length:
+        raise fail(
+            "the DPoP proof jti is too long",
+            "jti",
+            length=len(jti),
+            limit=pol.max_jti_length,
+            rfc_section="RFC 9449 §11.1",
+        )
+    if not isinstance(claim_htm, str):
+        raise fail("the DPoP proof htm is not a string", "htm")
+    if not isinstance(claim_htu, str):
+        raise fail("the DPoP proof htu is not a string", "htu")
+    if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):
+        raise fail("the DPoP proof iat is not a number", "iat")
+    # 6. signature with the embedded key (alg already checked against the allowlist
+    #    and against the key type in step 3/4).
+    signing_input = f"{head_b64}.{body_b64}".encode("ascii")
+    if not verify_signature(head, signing_input, signature, pol.algorithms):
+        raise fail("the DPoP proof signature is invalid", "signature")
+    # 7. htm: exact, case-sensitive (RFC 9110 §9.1).
+    if claim_htm != htm:
+        raise fail(
+            "the DPoP proof htm does not match the request method",
+            "htm",
+            expected=htm,
+            presented=claim_htm[:16],
+        )
+    # 8. htu after normalisation of both sides.
+    try:
+        expected_htu = normalize_server_url(htu)
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"the request URI is malformed: {exc}", details={"check": "htu", "rfc": RFC_4_3}
+        ) from None
+    if claim_htu != expected_htu:
+        try:
+            presented_htu = normalize_htu(claim_htu)
+        except ValueError as exc:
+            raise fail(
+                f"the DPoP proof htu is not a valid http(s) URI: {exc}",
+                "htu",
+                expected=expected_htu,
+            ) from None
+        if presented_htu != expected_htu:
+            raise fail(
+                "the DPoP proof htu does not match the request URI",
+                "htu",
+                expected=expected_htu,
+                presented=presented_htu,
+            )
+    # 9. server nonce.
+    claim_nonce = claims.get("nonce")
+    if claim_nonce is not None and not isinstance(claim_nonce, str):
+        raise fail("the DPoP proof nonce is not a string", "nonce")
+    iat_past = pol.iat_past
+    if nonce is not None:
+        _check_nonce(claim_nonce, nonce, now)
+        if pol.iat_past_with_nonce is not None and not isinstance(nonce, str):
+            iat_past = max(iat_past, pol.iat_past_with_nonce)
+    # 10. iat window.
+    server_time = resolve_now(now)
+    if not server_time - iat_past <= iat <= server_time + pol.iat_future:
+        too_old = iat < server_time - iat_past
+        raise fail(
+            "the DPoP proof is too old" if too_old else "the DPoP proof iat is in the future",
+            "iat",
+            iat=iat,
+            server_time=server_time,
+            offset=iat - server_time,
+            window=f"[-{iat_past}s, +{pol.iat_future}s]",
+            rfc_section="RFC 9449 §11.1",
+        )
+    # 11. ath and the expected key.
+    claim_ath = claims.get("ath")
+    if claim_ath is not None and not isinstance(claim_ath, str):
+        raise fail("the DPoP proof ath is not a string", "ath")
+    if access_token is not None:
+        _check_ath(claim_ath, access_token)
+    if expected_jkt is not None and not hmac.compare_digest(
+        head.jkt.encode(), expected_jkt.encode()
+    ):
+        raise fail(
+            "the DPoP proof key is not the expected key",
+            "jkt",
+            expected=expected_jkt,
+            presented=head.jkt,
+            rfc_section="RFC 9449 §6, §10",
+        )
+    # 12. replay, only once everything else passed.
+    expires_at = float(iat) + iat_past + pol.iat_future
+    if replay_cache is not None and not replay_cache.check_and_store(
+        replay_key(head.jkt, jti), expires_at=expires_at, now=server_time
+    ):
+        raise ReplayDetected(
+            "the DPoP proof was already used (jti replay)",
+            details={
+                "check": "replay",
+                "jkt": head.jkt,
+                "jti_sha256": hashlib.sha256(jti.encode()).hexdigest()[:16],
+                "window": f"[-{iat_past}s, +{pol.iat_future}s]",
+                "rfc": "RFC 9449 §11.1",
+            },
+        )
+    return DPoPProof(
+        jkt=head.jkt,
+        jti=jti,
+        iat=iat,
+        htm=claim_htm,
+        htu=claim_htu,
+        nonce=claim_nonce,
+        ath=claim_ath,
+        claims=claims,
+        header=head.header,
+        alg=head.alg,
+        replay_expires_at=expires_at,
+    )
+
+
+def _check_nonce(claim_nonce: str | None, expected: str | NonceValidator, now: Now) -> None:
+    if claim_nonce is None:
+        raise UseDPoPNonce(
+            "the server requires a nonce in the DPoP proof",
+            details={"check": "nonce", "presented": None, "rfc": "RFC 9449 §8, §9, §11.3"},
+        )
+    if isinstance(expected, str):
+        ok = hmac.compare_digest(claim_nonce.encode(), expected.encode())
+    else:
+        ok = expected.verify(claim_nonce, now=now)
+    if not ok:
+        raise UseDPoPNonce(
+            "the DPoP proof nonce is stale or unknown",
+            details={"check": "nonce", "presented": "stale or invalid", "rfc": "RFC 9449 §8, §9"},
+        )
+
+
+def _check_ath(claim_ath: str | None, access_token: str) -> None:
+    try:
+        computed = access_token_hash(access_token)
+    except (TypeError, ValueError):
+        raise fail("the access token is not ASCII", "ath") from None
+    if claim_ath is None:
+        raise fail(
+            "the DPoP proof has no ath for the presented access token",
+            "ath",
+            expected=computed,
+            presented=None,
+            rfc_section="RFC 9449 §7",
+        )
+    if not hmac.compare_digest(claim_ath.encode(), computed.encode()):
+        raise fail(
+            "the DPoP proof ath does not match the access token",
+            "ath",
+            expected=computed,
+            presented=claim_ath[:64],
+            rfc_section="RFC 9449 §4.3 (12)",
+        )

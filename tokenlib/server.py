@@ -1,0 +1,412 @@
+"""A resource server's request check: Bearer, DPoP-bound and certificate-bound tokens.
+
+:class:`ResourceServer` takes a request (method, URL, headers, optional client
+certificate), decides which mechanism the client used, runs every check of RFC 6750,
+RFC 9068 §4, RFC 9449 §4.3/§7/§9/§11 and RFC 8705 §3, and returns a :class:`Grant` —
+or raises a :class:`~tokenlib.errors.TokenError` whose ``status_code``, ``headers``
+(exact ``WWW-Authenticate``, a fresh ``DPoP-Nonce``) and ``details`` are ready to send
+and to log.
+
+Decisions (each tested):
+
+* Two ``Authorization`` fields → ``invalid_request`` 400, both challenges carrying the
+  error (RFC 9449 §7.2 Figure 19). Two ``DPoP`` fields (or one holding a comma list) →
+  ``invalid_dpop_proof`` (§4.3 check 1).
+* No ``Authorization`` → :class:`~tokenlib.errors.MissingToken` (401, every offered
+  challenge, no error code: RFC 6750 §3.1, RFC 9449 Figure 17). An unsupported scheme
+  is treated the same way.
+* ``DPoP`` scheme: a ``DPoP`` proof is required (§7.1, else ``invalid_dpop_proof``); the
+  token must carry ``cnf.jkt`` (else ``invalid_token``); the proof must pass every
+  check with ``ath`` and its key must match ``cnf.jkt`` (else ``invalid_token``, as in
+  RFC 9449 Figure 16).
+* ``Bearer`` scheme with a DPoP-bound token → ``invalid_token`` (§7.2 downgrade). A
+  ``DPoP`` header next to a *bearer* token is ignored: the proof cannot add anything to
+  an unbound token, and §7.2 expects such tokens to keep working.
+* ``cnf.x5t#S256`` (alone or next to ``jkt``): the request's client certificate must
+  match (RFC 8705 §3); with both members, both bindings must hold. Unknown ``cnf``
+  members are tolerated.
+* ``public_base_url`` set → ``htu`` is that URL plus the request path; ``Host`` and
+  ``X-Forwarded-*`` are never read (RFC 9449 §4.3 check 9 behind proxies). Without it
+  ``url`` must be the absolute URL the client used.
+* ``require_nonce`` → a proof without a valid, fresh server nonce gets
+  ``use_dpop_nonce`` (401) with a fresh ``DPoP-Nonce``; once required, never accepted
+  without (§9, §11.3). A successful response carries a new nonce when the step rotated.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from tokenlib._htu import normalize_htu
+from tokenlib._time import Now, resolve_now
+from tokenlib.bearer import TokenVerifier
+from tokenlib.claims import AccessToken
+from tokenlib.dpop import DPoPPolicy, DPoPProof, verify_proof
+from tokenlib.errors import (
+    InsufficientScope,
+    InvalidDPoPProof,
+    InvalidRequest,
+    InvalidToken,
+    MissingToken,
+    TokenError,
+    UseDPoPNonce,
+)
+from tokenlib.jwk import DEFAULT_ALGORITHMS
+from tokenlib.jwks import JWKSet
+from tokenlib.mtls import CertificateInput, verify_certificate_binding
+from tokenlib.nonce import NonceManager
+from tokenlib.replay import MemoryReplayCache, ReplayCache
+
+__all__ = ["Grant", "ResourceServer"]
+
+Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+# RFC 9110 §11.4 credentials = auth-scheme [ 1*SP token68 ]; RFC 6750 §2.1 b64token.
+_CREDENTIALS: Final = re.compile(r"\A([!#$%&'*+\-.^_`|~0-9A-Za-z]+) +([A-Za-z0-9\-._~+/]+=*)\Z")
+_SCHEMES: Final = {"bearer": "Bearer", "dpop": "DPoP"}
+_ABSOLUTE: Final = re.compile(r"\A[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A request that passed every check: who, what, and how the token was bound.
+
+    ``binding`` is ``"bearer"``, ``"dpop"``, ``"mtls"`` or ``"dpop+mtls"``.
+    ``response_headers`` should be added to the successful response (e.g. a rotated
+    ``DPoP-Nonce``, RFC 9449 §8.2).
+    """
+
+    token: AccessToken
+    binding: str
+    subject: str
+    client_id: str
+    scopes: frozenset[str]
+    proof: DPoPProof | None
+    cert_thumbprint: str | None
+    claims: dict[str, Any]
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+
+class ResourceServer:
+    """Verify protected-resource requests for one audience.
+
+    ``issuer``/``audience``/``jwks``/``algorithms``/``leeway`` configure access-token
+    verification (RFC 9068 §4); validated tokens are cached by hash until they expire
+    (``token_cache``), time checks re-run on every request. ``schemes`` lists the
+    accepted authorization schemes (``"DPoP"``, ``"Bearer"``), advertised in challenges
+    in that order. ``policy`` is the :class:`~tokenlib.dpop.DPoPPolicy`.
+
+    ``replay_cache``: where proof ``jti`` values are recorded; ``None`` gives this server
+    its own :class:`~tokenlib.replay.MemoryReplayCache` (replay protection is never
+    off; share a store between instances). ``require_nonce``: demand server nonces from
+    ``nonce_manager`` (one with a random secret is created when omitted — give every
+    instance the same manager secret).
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str | Sequence[str],
+        jwks: JWKSet | Mapping[str, Any],
+        replay_cache: ReplayCache | None = None,
+        require_nonce: bool = False,
+        nonce_manager: NonceManager | None = None,
+        policy: DPoPPolicy | None = None,
+        public_base_url: str | None = None,
+        algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
+        leeway: float = 0,
+        realm: str | None = None,
+        schemes: Sequence[str] = ("DPoP", "Bearer"),
+        token_cache: bool = True,
+    ) -> None:
+        canonical = []
+        for scheme in schemes:
+            name = _SCHEMES.get(scheme.lower()) if isinstance(scheme, str) else None
+            if name is None:
+                raise ValueError(f"unsupported scheme {scheme!r}; use 'DPoP' and/or 'Bearer'")
+            canonical.append(name)
+        if not canonical or len(set(canonical)) != len(canonical):
+            raise ValueError("schemes must name DPoP and/or Bearer once each")
+        self.schemes: tuple[str, ...] = tuple(canonical)
+        self.verifier = TokenVerifier(
+            issuer=issuer,
+            audience=audience,
+            jwks=jwks,
+            algorithms=algorithms,
+            leeway=leeway,
+            cache=token_cache,
+        )
+        self.policy = DPoPPolicy() if policy is None else policy
+        self.replay_cache: ReplayCache = (
+            MemoryReplayCache() if replay_cache is None else replay_cache
+        )
+        if require_nonce and nonce_manager is None:
+            nonce_manager = NonceManager(secrets.token_bytes(32))
+        self.require_nonce = require_nonce
+        self.nonce_manager = nonce_manager
+        self.realm = realm
+        self.public_base_url: str | None = None
+        if public_base_url is not None:
+            if _ABSOLUTE.match(public_base_url) is None or any(c in public_base_url for c in "?#"):
+                raise ValueError("public_base_url must be an absolute http(s) URL without query")
+            normalize_htu(public_base_url)  # raises ValueError when malformed
+            self.public_base_url = public_base_url.rstrip("/")
+
+    def __repr__(self) -> str:
+        return (
+            f"ResourceServer(issuer={self.verifier.issuer!r}, audience={self.verifier.audience!r}, "
+            f"schemes={self.schemes!r}, require_nonce={self.require_nonce})"
+        )
+
+    # ------------------------------------------------------------------ challenges
+
+    def _challenge(self, scheme: str) -> str:
+        params = []
+        if self.realm is not None:
+            params.append(f'realm="{_quoted(self.realm)}"')
+        if scheme == "DPoP":
+            params.append(f'algs="{" ".join(self.policy.algorithms)}"')
+        return f"{scheme} {', '.join(params)}" if params else scheme
+
+    def _fresh_nonce_headers(self, now: float) -> dict[str, str]:
+        if self.require_nonce and self.nonce_manager is not None:
+            return {"DPoP-Nonce": self.nonce_manager.issue(now=now)}
+        return {}
+
+    def _contextualise(self, err: TokenError, scheme: str | None, now: float) -> TokenError:
+        """Give ``err`` this server's challenges (RFC 9449 §7.1/§7.2, RFC 6750 §3)."""
+        if isinstance(err, UseDPoPNonce) and err.details.get("presented") is None:
+            err.description = "Resource server requires nonce in DPoP proof"  # RFC 9449 Fig. 24
+        if scheme is None or isinstance(err, MissingToken):
+            scheme = self.schemes[0]
+            err.with_context(scheme=scheme)
+        elif isinstance(err, InvalidRequest) and err.check == "authorization":
+            # Figure 19: ambiguous authentication, every challenge carries the error.
+            others = []
+            for other in self.schemes:
+                if other != scheme:
+                    twin = InvalidRequest(err.description, scheme=other, realm=self.realm)
+                    if other == "DPoP":
+                        twin.with_context(algs=self.policy.algorithms)
+                    others.append(twin.challenge())
+            err.with_context(
+                scheme=scheme,
+                algs=self.policy.algorithms if scheme == "DPoP" else (),
+                realm=self.realm,
+                extra_challenges=others,
+            )
+            return err
+        else:
+            err.with_context(scheme=scheme)
+        headers = self._fresh_nonce_headers(now) if "DPoP" in self.schemes else {}
+        return err.with_context(
+            algs=self.policy.algorithms if scheme == "DPoP" else (),
+            realm=self.realm,
+            headers=headers,
+            extra_challenges=[self._challenge(s) for s in self.schemes if s != scheme],
+        )
+
+    # ---------------------------------------------------------------------- verify
+
+    def htu_for(self, url: str) -> str:
+        """The URI a proof must name for a request to ``url`` (``public_base_url`` plus
+        the request path when configured; never derived from ``Host`` headers)."""
+        if self.public_base_url is None:
+            if _ABSOLUTE.match(url) is None:
+                raise ValueError("url must be absolute unless public_base_url is configured")
+            return url
+        match = _ABSOLUTE.match(url)
+        path = url[match.end() :] if match is not None else url
+        path = re.split(r"[?#]", path, maxsplit=1)[0]
+        if not path.startswith("/"):
+            path = "/" + path
+        return self.public_base_url + path
+
+    def verify(
+        self,
+        method: str,
+        url: str,
+        headers: Headers,
+        *,
+        client_cert: CertificateInput | None = None,
+        now: Now = None,
+        required_scopes: Iterable[str] = (),
+    ) -> Grant:
+        """Check one request and return its :class:`Grant` (see the module docstring).
+
+        ``url`` is the request URL (absolute, or just the path and query when
+        ``public_base_url`` is configured). ``client_cert`` is the mutual-TLS client
+        certificate, from the TLS stack or a trusted proxy's ``Client-Cert`` header.
+        """
+        moment = resolve_now(now)
+        scheme: str | None = None
+        try:
+            authorization, dpop_values = _collect(headers)
+            if len(authorization) > 1:
+                scheme = _scheme_of(authorization[0], self.schemes)
+                raise InvalidRequest(
+                    "Multiple methods used to include access token",
+                    details={
+                        "check": "authorization",
+                        "count": len(authorization),
+                        "rfc": "RFC 9449 §7.2",
+                    },
+                )
+            if len(dpop_values) > 1 and "DPoP" in self.schemes:
+                scheme = "DPoP"
+                raise InvalidDPoPProof(
+                    "more than one DPoP header field",
+                    details={
+                        "check": "dpop_header",
+                        "count": len(dpop_values),
+                        "rfc": "RFC 9449 §4.3 (1)",
+                    },
+                )
+            if not authorization:
+                raise MissingToken(
+                    "no access token was presented",
+                    details={"check": "authorization", "rfc": "RFC 6750 §3.1"},
+                )
+            match = _CREDENTIALS.match(authorization[0])
+            if match is None:
+                raise InvalidRequest(
+                    "the Authorization header is malformed",
+                    details={
+                        "check": "authorization_syntax",
+                        "rfc": "RFC 6750 §2.1, RFC 9449 §7.1",
+                    },
+                )
+            scheme = _SCHEMES.get(match.group(1).lower())
+            if scheme is None or scheme not in self.schemes:
+                scheme = None
+                raise MissingToken(
+                    "the authorization scheme is not supported here",
+                    details={"check": "scheme", "offered": " ".join(self.schemes)},
+                )
+            token = self.verifier.verify(match.group(2), now=moment)
+            proof: DPoPProof | None = None
+            response_headers: dict[str, str] = {}
+            if scheme == "DPoP":
+                proof = self._check_dpop(token, match.group(2), dpop_values, method, url, moment)
+                if self.require_nonce and self.nonce_manager is not None:
+                    assert proof.nonce is not None
+                    if not self.nonce_manager.is_current(proof.nonce, now=moment):
+                        response_headers["DPoP-Nonce"] = self.nonce_manager.issue(now=moment)
+            elif token.jkt is not None:
+                raise InvalidToken(
+                    "a DPoP-bound access token must be sent with the DPoP scheme",
+                    details={"check": "downgrade", "cnf.jkt": token.jkt, "rfc": "RFC 9449 §7.2"},
+                )
+            thumbprint = None
+            if token.x5t_s256 is not None:
+                thumbprint = verify_certificate_binding(token, client_cert)
+            required = frozenset(required_scopes)
+            if not token.scopes.issuperset(required):
+                raise InsufficientScope(
+                    "the access token lacks a required scope",
+                    details={
+                        "check": "scope",
+                        "required": sorted(required),
+                        "missing": sorted(required - token.scopes),
+                        "rfc": "RFC 6750 §3.1",
+                    },
+                )
+        except TokenError as err:
+            raise self._contextualise(err, scheme, moment) from None
+        return Grant(
+            token=token,
+            binding=token.binding,
+            subject=token.subject,
+            client_id=token.client_id,
+            scopes=token.scopes,
+            proof=proof,
+            cert_thumbprint=thumbprint,
+            claims=token.claims,
+            response_headers=response_headers,
+        )
+
+    def _check_dpop(
+        self,
+        token: AccessToken,
+        raw_token: str,
+        dpop_values: list[str],
+        method: str,
+        url: str,
+        now: float,
+    ) -> DPoPProof:
+        """RFC 9449 §7.1: a proof is present, valid for this request and token, and made
+        with the key ``cnf.jkt`` names."""
+        if token.jkt is None:
+            raise InvalidToken(
+                "the access token is not DPoP-bound (no cnf.jkt)",
+                details={"check": "cnf.jkt", "claimed": None, "rfc": "RFC 9449 §6, §7.1"},
+            )
+        if not dpop_values:
+            raise InvalidDPoPProof(
+                "the DPoP scheme requires a DPoP proof header",
+                details={"check": "dpop_header", "count": 0, "rfc": "RFC 9449 §7.1"},
+            )
+        try:
+            htu = self.htu_for(url)
+        except ValueError as exc:
+            raise InvalidRequest(
+                f"the request URL is not usable: {exc}", details={"check": "htu"}
+            ) from None
+        try:
+            return verify_proof(
+                dpop_values[0],
+                htm=method,
+                htu=htu,
+                access_token=raw_token,
+                nonce=self.nonce_manager if self.require_nonce else None,
+                now=now,
+                replay_cache=self.replay_cache,
+                policy=self.policy,
+                expected_jkt=token.jkt,
+            )
+        except InvalidDPoPProof as err:
+            if err.check != "jkt":
+                raise
+            raise InvalidToken(
+                "Invalid DPoP key binding",
+                details={
+                    "check": "cnf.jkt",
+                    "claimed": token.jkt,
+                    "computed": err.details.get("presented"),
+                    "rfc": "RFC 9449 §6, §7.1",
+                },
+            ) from None
+
+
+def _quoted(value: str) -> str:
+    return re.sub(r"[^\x20\x21\x23-\x5b\x5d-\x7e]", "?", value)[:200]
+
+
+def _collect(headers: Headers) -> tuple[list[str], list[str]]:
+    """``Authorization`` and ``DPoP`` field values (names case-insensitive, RFC 9110
+    §5.1). A comma inside a ``DPoP`` value means a proxy merged several fields."""
+    items: Iterable[tuple[str, str]]
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    authorization: list[str] = []
+    dpop: list[str] = []
+    for name, value in items:
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise InvalidRequest(
+                "header names and values must be strings", details={"check": "headers"}
+            )
+        lowered = name.lower()
+        if lowered == "authorization":
+            authorization.append(value.strip(" \t"))
+        elif lowered == "dpop":
+            dpop.extend(part.strip(" \t") for part in value.split(","))
+    return authorization, dpop
+
+
+def _scheme_of(value: str, offered: Sequence[str]) -> str:
+    name = _SCHEMES.get(value.split(" ", 1)[0].lower())
+    return name if name in offered and name is not None else offered[0]
