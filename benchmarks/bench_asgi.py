@@ -10,11 +10,15 @@ sequential requests over a kept-alive TLS 1.3 connection. Modes:
 * ``dpop``: DPoP-bound token; the client signs a fresh proof per request
   (:class:`tokenlib.client.DPoPAuth`), the server verifies it and records its ``jti``
   in a memory replay cache;
-* ``dpop_redis``: the same with :class:`tokenlib.replay_redis.RedisReplayCache`
+* ``bearer_inline`` / ``dpop_inline``: verification on the event loop
+  (``verify_in_thread=False``) instead of a worker thread;
+* ``dpop_redis``: the same as ``dpop`` with :class:`tokenlib.replay_redis.RedisReplayCache`
   (only when a ``redis-server`` binary is on PATH; a private server is started).
 
-Reported per mode: median and p95 round-trip in microseconds (interleaved rounds) and
-the median added over ``unprotected``. Client-side proof creation and server-side
+Client and server share one process (and the GIL), so p95 mostly shows thread
+switching; medians are the meaningful figures. Reported per mode: median and p95
+round-trip in microseconds (interleaved rounds) and the median added over
+``unprotected``. Client-side proof creation and server-side
 verification are also timed in-process to split the DPoP cost.
 ``run(quick=False) -> dict`` writes ``benchmarks/results/asgi.json`` atomically.
 """
@@ -119,7 +123,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     with ExitStack() as stack:
         pki = stack.enter_context(temporary_pki(clients=("alice",)))
         redis_url = stack.enter_context(_redis())
-        caches: dict[str, Any] = {"memory": None}
+        caches: dict[str, Any] = {"memory": None, "inline": None}
         if redis_url is not None:
             from tokenlib.replay_redis import RedisReplayCache
 
@@ -127,7 +131,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         servers: dict[str, ServedApp] = {}
         for name, cache in caches.items():
             rs = ResourceServer(issuer=_AS, audience=_AUD, jwks=issuer.jwks(), replay_cache=cache)
-            app = DPoPMiddleware(_ok, resource_server=rs, public_paths=["/public"])
+            app = DPoPMiddleware(
+                _ok, resource_server=rs, public_paths=["/public"], verify_in_thread=name != "inline"
+            )
             served = ServedApp(app, ssl_context=pki.server_context(client_auth="optional"))
             app.public_base_url = served.bind()
             servers[name] = stack.enter_context(served.start())
@@ -149,6 +155,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             "mtls": lambda: with_cert.get(f"{memory}/r", auth=mtls),
             "dpop": lambda: plain.get(f"{memory}/r", auth=dpop),
         }
+        inline = servers["inline"].url
+        modes["bearer_inline"] = lambda: plain.get(f"{inline}/r", auth=bearer)
+        modes["dpop_inline"] = lambda: plain.get(f"{inline}/r", auth=dpop)
         if "redis" in servers:
             redis_base = servers["redis"].url
             modes["dpop_redis"] = lambda: plain.get(f"{redis_base}/r", auth=dpop)

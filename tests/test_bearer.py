@@ -18,7 +18,14 @@ from tokenlib import _jws
 from tokenlib.bearer import AccessTokenCache, Issuer, TokenVerifier, verify_access_token
 from tokenlib.claims import REGISTERED_CLAIMS
 from tokenlib.errors import InvalidToken, TokenError
-from tokenlib.jwk import PrivateKey, b64url_decode, b64url_encode, generate_key, jwk_thumbprint
+from tokenlib.jwk import (
+    DEFAULT_ALGORITHMS,
+    PrivateKey,
+    b64url_decode,
+    b64url_encode,
+    generate_key,
+    jwk_thumbprint,
+)
 from tokenlib.jwks import JWKSet
 
 NOW = 1_700_000_000  # the suite clock (conftest.NOW)
@@ -730,3 +737,69 @@ def test_fuzz_arbitrary_signatures(alg: str, signature: bytes) -> None:
     with pytest.raises(InvalidToken) as info:
         _verify(forged, signer.jwk_set())
     assert info.value.check == "signature"
+
+
+def test_token_verifier_configuration_is_read_only(issuer: Issuer) -> None:
+    # verify() trusts the configuration validated in __init__, so it cannot be swapped.
+    verifier = TokenVerifier(issuer="https://as.example.com", audience=AUD, jwks=issuer.jwks())
+    assert verifier.audience == (AUD,)
+    assert verifier.algorithms == DEFAULT_ALGORITHMS
+    assert verifier.leeway == 0
+    assert verifier.max_length == _jws.MAX_TOKEN_LENGTH
+    assert isinstance(verifier.jwks, JWKSet)
+    for name, value in [
+        ("audience", "https://rs.example.com"),
+        ("algorithms", ("none",)),
+        ("issuer", "x"),
+        ("jwks", {}),
+        ("leeway", -5),
+        ("max_length", 10**9),
+    ]:
+        with pytest.raises(AttributeError):
+            setattr(verifier, name, value)
+    verifier.cache = None  # the cache may be swapped
+    assert verifier.cache is None
+
+
+@pytest.mark.parametrize(
+    "algorithms",
+    [
+        ("ES256", "HS256"),
+        ("none",),
+        (),
+        ["ES256", "HS256"],
+        (["ES256"],),
+        ("ES256", None),
+    ],
+)
+def test_allowlist_memo_never_admits_a_bad_list(
+    make_token: Callable[..., str], jwks: JWKSet, algorithms: Any
+) -> None:
+    token = make_token()
+    assert _verify(token, jwks, algorithms=("ES256", "PS256")).subject == "alice"
+    for _ in range(2):  # after good lists were remembered
+        with pytest.raises(ValueError, match="algorithms"):
+            _verify(token, jwks, algorithms=algorithms)
+
+
+@pytest.mark.parametrize("exp", [10**400, -(10**400)])
+def test_numeric_date_too_large_for_a_float_is_refused(
+    es256_key: PrivateKey, issuer: Issuer, jwks: JWKSet, exp: int
+) -> None:
+    head = _jws.encode_segment({"alg": "ES256", "typ": "at+jwt", "kid": issuer.kid})
+    claims = {
+        "iss": "https://as.example.com",
+        "sub": "alice",
+        "aud": AUD,
+        "client_id": "c",
+        "iat": NOW,
+        "exp": exp,
+        "jti": "j",
+    }
+    token = _jws.sign(
+        {"alg": "ES256", "typ": "at+jwt", "kid": issuer.kid}, claims, es256_key, header_segment=head
+    )
+    for cache in (None, AccessTokenCache()):
+        with pytest.raises(InvalidToken) as info:
+            _verify(token, jwks, cache=cache)
+        assert info.value.check == "exp"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -1128,3 +1129,61 @@ def test_replay_key_is_fixed_length_hex() -> None:
     int(key_a, 16)
     assert key_a != dpop.replay_key("jkt", "y")
     assert key_a != dpop.replay_key("other", "x" * 10_000)
+
+
+@pytest.mark.parametrize("iat", [10**400, -(10**400), 2**62, -(2**62)])
+def test_iat_beyond_any_clock_is_refused_cleanly(key: PrivateKey, iat: int) -> None:
+    with pytest.raises(InvalidDPoPProof) as info:  # never an OverflowError
+        verify_proof(forge(key, claims={"iat": iat}), htm="GET", htu=HTU, now=NOW)
+    assert info.value.check == "iat"
+
+
+@pytest.mark.parametrize("iat", [NOW, NOW - 0.5, float(NOW)])
+def test_iat_fast_and_slow_paths_accept_alike(key: PrivateKey, iat: float) -> None:
+    result = verify_proof(forge(key, claims={"iat": iat}), htm="GET", htu=HTU, now=NOW)
+    assert result.iat == iat
+    assert result.replay_expires_at == float(iat) + 360
+
+
+@pytest.mark.parametrize("now", [float("nan"), float("inf")])
+def test_non_finite_clock_is_refused(proof: str, now: float) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        verify_proof(proof, htm="GET", htu=HTU, now=now)
+
+
+@pytest.mark.parametrize(
+    "token", ["a", "eyJ.an-access-token.sig", "x" * 2000, "+/=", "\x7f", "A" * 1 + "~"]
+)
+def test_access_token_hash_is_base64url_sha256(token: str) -> None:
+    expected = b64(hashlib.sha256(token.encode("ascii")).digest())
+    assert access_token_hash(token) == expected
+    assert len(expected) == 43
+
+
+@pytest.mark.parametrize(
+    ("mutate", "check"),
+    [
+        (lambda p: p.replace(".", "..", 1), "syntax"),  # an empty segment
+        (lambda p: p + ".", "syntax"),
+        (lambda p: "." + p, "syntax"),
+        (lambda p: p[:-2] + "+" + p[-1], "syntax"),  # standard-alphabet character
+        (lambda p: p[:-2] + "é" + p[-1], "syntax"),
+        (lambda p: p[:10] + " " + p[11:], "syntax"),
+    ],
+)
+def test_compact_syntax_without_the_regex(
+    proof: str, mutate: Callable[[str], str], check: str
+) -> None:
+    with pytest.raises(InvalidDPoPProof) as info:
+        verify_proof(mutate(proof), htm="GET", htu=HTU, now=NOW)
+    assert info.value.check == check
+
+
+def test_proof_result_is_a_normal_frozen_dataclass(proof: str) -> None:
+    result = verify_proof(proof, htm="GET", htu=HTU, access_token=TOKEN, now=NOW)
+    rebuilt = dpop.DPoPProof(
+        **{f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    )
+    assert rebuilt == result
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.jti = "other"  # type: ignore[misc]

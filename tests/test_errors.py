@@ -236,3 +236,11 @@ def test_errors_never_contain_the_token(
         assert token not in surface
         assert body not in surface
         assert sig not in surface
+
+
+def test_insufficient_scope_challenge_names_the_required_scope() -> None:
+    err = InsufficientScope("missing scope", details={"check": "scope", "required": ["b", "a"]})
+    assert err.status_code == 403
+    assert err.www_authenticate == (
+        'Bearer error="insufficient_scope", error_description="missing scope", scope="a b"'
+    )

@@ -180,3 +180,32 @@ def test_from_keys_and_to_dict_round_trip(keys: dict[str, PrivateKey]) -> None:
 
 def test_repr_lists_kids_only(mixed: JWKSet) -> None:
     assert repr(mixed) == "JWKSet(kids=('ec', 'ed', 'rsa', None), skipped=0)"
+
+
+def test_selection_memo_never_remembers_a_refusal(mixed: JWKSet) -> None:
+    for _ in range(2):
+        with pytest.raises(InvalidToken) as unknown:
+            mixed.select("nope", "ES256")
+        assert unknown.value.check == "kid"
+        with pytest.raises(InvalidToken) as misfit:
+            mixed.select("ec", "ES384")
+        assert misfit.value.check == "alg"
+    assert mixed.select_entry("ec", "ES256") is mixed.select_entry("ec", "ES256")
+    assert mixed.select_entry(None, "ES384").kid is None  # the only P-384 key
+
+
+def test_selection_memo_is_bounded_by_the_set(mixed: JWKSet) -> None:
+    for i in range(50):  # unknown kids are refused, so they never enter the memo
+        with pytest.raises(InvalidToken):
+            mixed.select(f"k{i}", "ES256")
+    assert len(mixed._chosen) <= len(mixed) * 11
+
+
+def test_str_subclass_kid_is_selected_but_not_memoised(mixed: JWKSet) -> None:
+    class Kid(str):
+        pass
+
+    before = dict(mixed._chosen)
+    assert mixed.select(Kid("ec"), "ES256") is mixed.select("ec", "ES256")
+    assert all(type(kid) is not Kid for kid, _ in mixed._chosen)
+    assert set(before) <= set(mixed._chosen)

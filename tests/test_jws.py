@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import string
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tokenlib import _jws
 from tokenlib.errors import InvalidDPoPProof, InvalidToken
-from tokenlib.jwk import DEFAULT_ALGORITHMS, PrivateKey, b64url_encode
+from tokenlib.jwk import DEFAULT_ALGORITHMS, PrivateKey, b64url_decode, b64url_encode
 
 
 def _seg(raw: str | bytes) -> str:
@@ -258,3 +263,121 @@ def test_header_segment_reuse_signs_the_same_header(es256_key: PrivateKey) -> No
     parsed = _jws.parse(token)
     assert parsed.header == header
     assert _jws.verify_signature(parsed, es256_key.public_key(), algorithms=("ES256",))
+
+
+# --- the per-request fast paths ------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=string.ascii_letters + string.digits + "-_+/= .é", max_size=24))
+def test_decode_segment_agrees_with_the_strict_reference(segment: str) -> None:
+    # decode_segment is b64url_decode's rules checked in C: same bytes, same refusals.
+    try:
+        expected: bytes | None = b64url_decode(segment)
+    except ValueError:
+        expected = None
+    try:
+        got: bytes | None = _jws.decode_segment(segment)
+    except ValueError:
+        got = None
+    assert got == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=70))
+def test_decode_segment_round_trips(data: bytes) -> None:
+    assert _jws.decode_segment(b64url_encode(data)) == data
+
+
+@pytest.mark.parametrize("size", [32, 48, 66])
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_ecdsa_der_matches_cryptography(size: int, data: st.DataObject) -> None:
+    def integer() -> bytes:
+        value = data.draw(st.integers(min_value=0, max_value=2 ** (8 * size) - 1))
+        return value.to_bytes(size, "big")
+
+    r, s = integer(), integer()
+    expected = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+    assert _jws.ecdsa_der(r + s, size) == expected
+
+
+@pytest.mark.parametrize(
+    "edge",
+    [
+        bytes(64),  # r = s = 0
+        b"\x80" + bytes(63),  # high bit: a leading zero byte is needed
+        bytes(31) + b"\x01" + b"\xff" * 32,  # r = 1, s all ones
+        b"\x00\x7f" + b"\x11" * 62,  # a leading zero to strip
+    ],
+)
+def test_ecdsa_der_edges(edge: bytes) -> None:
+    r, s = int.from_bytes(edge[:32], "big"), int.from_bytes(edge[32:], "big")
+    assert _jws.ecdsa_der(edge, 32) == encode_dss_signature(r, s)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a":1}', ' {"a":1}', '{"a":1} ', '\n{"a": [1, {"b": 2}]}\t', "[1]", '"s"', "3"],
+)
+def test_loads_is_json_loads(text: str) -> None:
+    assert _jws.loads(text) == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "text", ['{"a":1}x', '{"a":1} {}', '{"a":1,"a":2}', '{"a":NaN}', '{"a":-Infinity}', "", " "]
+)
+def test_loads_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match=r"(?i)expecting|extra data|duplicate|constant"):
+        _jws.loads(text)
+
+
+def test_cached_header_is_a_copy_every_time() -> None:
+    token = _compact('{"alg":"ES256","typ":"at+jwt","kid":"cache-copy"}', _PAYLOAD)
+    first = _jws.parse(token)
+    first.header["alg"] = "none"
+    first.header["crit"] = ["exp"]
+    second = _jws.parse(token)
+    assert second.header == {"alg": "ES256", "typ": "at+jwt", "kid": "cache-copy"}
+    assert second.header is not first.header
+
+
+def test_headers_with_nested_values_are_not_shared() -> None:
+    token = _compact('{"alg":"ES256","jwk":{"kty":"EC","crv":"P-256"},"x5c":["a"]}', _PAYLOAD)
+    first = _jws.parse(token)
+    first.header["jwk"]["kty"] = "oct"
+    first.header["x5c"].append("b")
+    second = _jws.parse(token)
+    assert second.header["jwk"] == {"kty": "EC", "crv": "P-256"}
+    assert second.header["x5c"] == ["a"]
+
+
+def test_refused_headers_stay_refused() -> None:
+    token = _compact('{"alg":"ES256","crit":["x"]}', _PAYLOAD)
+    for _ in range(2):  # a refusal is never cached as a success
+        with pytest.raises(InvalidToken) as info:
+            _jws.parse(token)
+        assert info.value.check == "crit"
+
+
+def test_header_cache_is_bounded() -> None:
+    cache = _jws._HeaderCache(maxsize=4, max_segment=64)
+    for i in range(10):
+        cache.put(f"seg{i}", {"alg": "ES256", "n": i})
+    assert len(cache._data) == 4
+    assert cache.get("seg9") == {"alg": "ES256", "n": 9}
+    assert cache.get("seg0") is None
+    cache.put("x" * 65, {"alg": "ES256"})  # too long to keep
+    assert cache.get("x" * 65) is None
+
+
+@pytest.mark.parametrize("alg", ["ES256", "ES384", "ES512", "EdDSA", "RS256", "PS256"])
+def test_verify_fitted_agrees_with_verify_signature(keys: dict[str, PrivateKey], alg: str) -> None:
+    key = keys[alg]
+    parsed = _jws.parse(_signed(key, alg))
+    pub = key.public_key()
+    assert _jws.verify_fitted(alg, pub, parsed.signing_input, parsed.signature)
+    flipped = parsed.signature[:-1] + bytes([parsed.signature[-1] ^ 1])
+    assert not _jws.verify_fitted(alg, pub, parsed.signing_input, flipped)
+    assert not _jws.verify_fitted(alg, pub, parsed.signing_input + b"x", parsed.signature)
+    assert not _jws.verify_fitted(alg, pub, parsed.signing_input, parsed.signature[:-1])

@@ -743,3 +743,36 @@ def test_proxy_authorization_is_never_read(
     headers = [("Proxy-Authorization", f"DPoP {dpop_token}"), ("DPoP", proof)]
     with pytest.raises(MissingToken):
         rs.verify("GET", URL, headers, now=NOW)
+
+
+@pytest.mark.parametrize("container", [list, tuple, dict, iter])
+def test_every_header_container_gives_the_same_grant(
+    rs: ResourceServer, dpop_token: str, dpop_key: PrivateKey, container: Any
+) -> None:
+    pairs = dpop_headers(dpop_token, dpop_key)
+    headers = container(pairs) if container is not dict else dict(pairs)
+    grant = rs.verify("GET", URL, headers, now=NOW)
+    # The hot path builds Grant without __init__; it must equal a normally built one.
+    rebuilt = Grant(
+        token=grant.token,
+        binding=grant.token.binding,
+        subject=grant.subject,
+        client_id=grant.client_id,
+        scopes=grant.scopes,
+        proof=grant.proof,
+        cert_thumbprint=grant.cert_thumbprint,
+        claims=grant.claims,
+        response_headers=grant.response_headers,
+    )
+    assert grant == rebuilt
+    assert grant.binding == "dpop"
+
+
+@pytest.mark.parametrize("separator", [",", ", ", " ,"])
+def test_dpop_values_merged_with_a_comma_are_refused(
+    rs: ResourceServer, dpop_token: str, dpop_key: PrivateKey, separator: str
+) -> None:
+    authorization, (_, proof) = dpop_headers(dpop_token, dpop_key)
+    with pytest.raises(InvalidDPoPProof) as info:
+        rs.verify("GET", URL, [authorization, ("DPoP", proof + separator + proof)], now=NOW)
+    assert info.value.check == "dpop_header"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import threading
 from collections import OrderedDict
@@ -23,12 +22,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
-    encode_dss_signature,
 )
 
 from tokenlib import _jws
@@ -60,22 +57,8 @@ _CANONICAL_LAST: Final = {
     3: frozenset("AEIMQUYcgkosw048"),
 }
 _MAX_CACHED_HEADER: Final = 2048
-
-
-def _non_standard_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise ValueError("duplicate member name")
-    return out
-
-
-_strict_json = json.JSONDecoder(
-    object_pairs_hook=_no_duplicates, parse_constant=_non_standard_constant
-).decode
+_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
+_PADDING: Final = {0: "", 2: "==", 3: "="}
 
 
 _EC_HASHES: Final = {
@@ -129,10 +112,10 @@ class ParsedHeader:
 
 
 class _HeaderParseCache:
-    """Validated headers by their exact base64url segment (bounded LRU).
+    """Validated headers by their exact base64url segment (bounded, oldest out first).
 
     Decoding is deterministic, so a cached segment yields the same result; only
-    headers that passed every header check are cached.
+    headers that passed every header check are cached (read-only, see ``_freeze``).
     """
 
     def __init__(self, maxsize: int = 4096) -> None:
@@ -141,11 +124,7 @@ class _HeaderParseCache:
         self._maxsize = maxsize
 
     def get(self, segment: str) -> ParsedHeader | None:
-        with self._lock:
-            hit = self._data.get(segment)
-            if hit is not None:
-                self._data.move_to_end(segment)
-            return hit
+        return self._data.get(segment)  # a dict read is atomic; writes take the lock
 
     def put(self, segment: str, value: ParsedHeader) -> None:
         if len(segment) > _MAX_CACHED_HEADER:
@@ -164,19 +143,25 @@ def fail(description: str, check: str, **details: object) -> InvalidDPoPProof:
 
 
 def b64decode(segment: str, what: str) -> bytes:
-    last = _CANONICAL_LAST.get(len(segment) % 4)
-    if len(segment) % 4 == 1 or (last is not None and segment[-1] not in last):
+    """Strict, canonical, unpadded base64url (RFC 7515 §2, RFC 4648 §3.5)."""
+    rem = len(segment) & 3
+    if rem == 1 or (rem and segment[-1] not in _CANONICAL_LAST[rem]):
         raise fail(f"the DPoP proof {what} is not canonical base64url", "syntax")
+    if "+" in segment or "/" in segment or "=" in segment:
+        raise fail(f"the DPoP proof {what} is not base64url", "syntax")
     try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
+        return binascii.a2b_base64(
+            (segment + _PADDING[rem]).encode("utf-8", "surrogatepass").translate(_TO_STANDARD),
+            strict_mode=True,
+        )
+    except ValueError:
         raise fail(f"the DPoP proof {what} is not base64url", "syntax") from None
 
 
 def parse_json(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        value = _strict_json(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        value = _jws.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
         raise fail(f"the DPoP proof {what} is not valid JSON: {exc}", "syntax") from None
     if not isinstance(value, dict):
         raise fail(f"the DPoP proof {what} is not a JSON object", "syntax")
@@ -249,26 +234,7 @@ def _alg_not_allowed(alg: object, algorithms: Sequence[str]) -> InvalidDPoPProof
 def verify_signature(
     head: ParsedHeader, data: bytes, signature: bytes, algorithms: Sequence[str]
 ) -> bool:
-    """Signature check with the header's key: EC (RFC 7518 §3.4 fixed-size ``r || s``)
-    and Ed25519 directly with ``cryptography``; RSA through :mod:`tokenlib._jws`."""
-    key = head.key
-    try:
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            ecdsa, size = _EC_HASHES[head.alg]
-            if len(signature) != 2 * size:
-                return False
-            der = encode_dss_signature(
-                int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
-            )
-            key.verify(der, data, ecdsa)
-            return True
-        if isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(signature, data)
-            return True
-    except InvalidSignature:
-        return False
-    parsed = _jws.ParsedJWS({"alg": head.alg}, {}, data, signature)
-    _jws.verify_signature(
-        parsed, key, algorithms=algorithms, error=InvalidDPoPProof, what="DPoP proof"
-    )
-    return True
+    """Signature check with the header's key (its ``alg`` was checked against the
+    allowlist and the key when the header was): EC (RFC 7518 §3.4 fixed-size
+    ``r || s``) and Ed25519 directly with ``cryptography``, RSA through pyjwt."""
+    return _jws.verify_fitted(head.alg, head.key, data, signature)

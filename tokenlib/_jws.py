@@ -13,11 +13,17 @@ algorithm objects for the signature maths. This keeps four rules in one place:
 
 from __future__ import annotations
 
+import binascii
 import json
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm, RSAPSSAlgorithm
 
 from tokenlib.errors import InvalidToken, TokenError
@@ -26,11 +32,24 @@ from tokenlib.jwk import (
     PrivateKey,
     PublicKey,
     alg_matches_key,
-    b64url_decode,
     b64url_encode,
 )
 
-__all__ = ["MAX_TOKEN_LENGTH", "ParsedJWS", "encode_segment", "parse", "sign", "verify_signature"]
+__all__ = [
+    "MAX_TOKEN_LENGTH",
+    "ParsedJWS",
+    "decode_segment",
+    "ecdsa_der",
+    "encode_segment",
+    "is_ec_public",
+    "is_ed25519_public",
+    "loads",
+    "parse",
+    "parse_parts",
+    "sign",
+    "verify_fitted",
+    "verify_signature",
+]
 
 #: Default upper bound for a compact JWS, checked before any decoding (DoS hardening).
 MAX_TOKEN_LENGTH: Final = 16_384
@@ -62,14 +81,98 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _json_object(raw: bytes, what: str, error: type[TokenError]) -> dict[str, Any]:
+_DECODER: Final = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
+)
+# The decoder's C scanner (set in JSONDecoder.__init__; typeshed does not declare it).
+_scan_once: Final[Callable[[str, int], tuple[Any, int]]] = _DECODER.scan_once  # type: ignore[attr-defined]
+
+
+def loads(text: str) -> Any:
+    """Strict ``json.loads``: duplicate members and ``NaN``/``Infinity`` raise
+    ``ValueError``. The common case (no surrounding whitespace) goes
+    straight to the C scanner, anything else takes the full path with its errors."""
     try:
-        value = json.loads(raw, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):
+        value = _DECODER.decode(text)
+    return value
+
+
+def _json_object(raw: bytes, what: str, error: type[TokenError]) -> dict[str, Any]:
+    """A JSON object from UTF-8 ``raw`` (RFC 7515 §5.2: no duplicate members; RFC 8259:
+    no ``NaN``/``Infinity``)."""
+    try:
+        value = loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
         raise error(f"the {what} is not valid JSON: {exc}", details={"check": "syntax"}) from None
     if not isinstance(value, dict):
         raise error(f"the {what} is not a JSON object", details={"check": "syntax"})
     return value
+
+
+_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
+# RFC 4648 §3.5: a segment of length 4k+2 (4k+3) ends in a character with 4 (2) unused
+# low bits, which the canonical encoding sets to zero.
+_CANONICAL_LAST: Final = {
+    2: frozenset("AQgw"),
+    3: frozenset("AEIMQUYcgkosw048"),
+}
+_PADDING: Final = {0: "", 2: "==", 3: "="}
+
+
+def decode_segment(segment: str) -> bytes:
+    """Strict, canonical, unpadded base64url (RFC 7515 §2, RFC 4648 §3.5): the same
+    rules as :func:`tokenlib.jwk.b64url_decode` (alphabet, length, zero unused bits),
+    checked in C by ``binascii`` in strict mode. Raises ``ValueError``."""
+    rem = len(segment) & 3
+    if rem == 1:
+        raise ValueError("invalid base64url length")
+    if rem and segment[-1] not in _CANONICAL_LAST[rem]:
+        raise ValueError("non-canonical base64url (unused bits set)")
+    if "+" in segment or "/" in segment or "=" in segment:
+        raise ValueError("not unpadded base64url")
+    data = (segment + _PADDING[rem]).encode("utf-8", "surrogatepass").translate(_TO_STANDARD)
+    return binascii.a2b_base64(data, strict_mode=True)
+
+
+class _HeaderCache:
+    """Checked headers by their exact base64url segment (bounded, oldest out first).
+
+    Every token an issuer signs repeats one header, so decoding it once is enough. Only
+    headers that passed every check of :func:`parse` and hold nothing but scalar values
+    are stored, and callers get a copy, so nothing they do reaches the cache. Reads are
+    plain dict lookups (atomic); writes take the lock.
+    """
+
+    def __init__(self, maxsize: int = 512, max_segment: int = 1024) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[str, dict[str, Any]] = {}
+        self._maxsize = maxsize
+        self._max_segment = max_segment
+
+    def get(self, segment: str) -> dict[str, Any] | None:
+        return self._data.get(segment)
+
+    def put(self, segment: str, header: dict[str, Any]) -> None:
+        if len(segment) > self._max_segment or not all(
+            value is None or type(value) in _SCALARS for value in header.values()
+        ):
+            return
+        with self._lock:
+            if len(self._data) >= self._maxsize:
+                del self._data[next(iter(self._data))]
+            self._data[segment] = dict(header)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+_SCALARS: Final = frozenset({str, int, float, bool})
+_HEADERS: Final = _HeaderCache()
 
 
 def encode_segment(obj: Mapping[str, Any]) -> str:
@@ -120,9 +223,17 @@ def parse(
     """Split and decode a compact JWS without trusting any of it.
 
     Refuses, with ``error``: non-strings, oversized input (before decoding), anything
-    but three base64url segments, non-object JSON, duplicate members, a missing or
-    non-string ``alg``, any ``crit`` (we implement no extensions) and ``b64``.
+    but three canonical base64url segments, non-object JSON, duplicate members, a
+    missing or non-string ``alg``, any ``crit`` (we implement no extensions) and ``b64``.
     """
+    return ParsedJWS(*parse_parts(token, max_length=max_length, error=error, what=what))
+
+
+def parse_parts(
+    token: object, *, max_length: int, error: type[TokenError], what: str
+) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """``parse`` as a plain ``(header, payload, signing_input, signature)`` tuple, for
+    the per-request path (no result object to build)."""
     if not isinstance(token, str):
         raise error(f"the {what} is not a string", details={"check": "syntax"})
     if len(token) > max_length:
@@ -137,12 +248,25 @@ def parse(
         )
     head_b64, body_b64, sig_b64 = parts
     try:
-        head_raw = b64url_decode(head_b64)
-        body_raw = b64url_decode(body_b64)
-        signature = b64url_decode(sig_b64)
+        signature = decode_segment(sig_b64)
+        body_raw = decode_segment(body_b64)
+        cached = _HEADERS.get(head_b64)
+        head_raw = b"" if cached is not None else decode_segment(head_b64)
     except (ValueError, UnicodeEncodeError):
         raise error(f"the {what} is not base64url encoded", details={"check": "syntax"}) from None
-    header = _json_object(head_raw, f"{what} header", error)
+    if cached is not None:
+        header = dict(cached)
+    else:
+        header = _json_object(head_raw, f"{what} header", error)
+        _check_header(header, what, error)
+        _HEADERS.put(head_b64, header)
+    payload = _json_object(body_raw, f"{what} payload", error)
+    signing_input = token[: len(head_b64) + 1 + len(body_b64)].encode("ascii")
+    return header, payload, signing_input, signature
+
+
+def _check_header(header: Mapping[str, Any], what: str, error: type[TokenError]) -> None:
+    """``alg`` is a string; no ``crit`` (RFC 7515 §4.1.11), no ``b64`` (RFC 7797)."""
     alg = header.get("alg")
     if not isinstance(alg, str):
         raise error(f"the {what} header has no alg", details={"check": "alg"})
@@ -153,8 +277,6 @@ def parse(
         )
     if "b64" in header:
         raise error(f"the {what} uses an unencoded payload (b64)", details={"check": "crit"})
-    payload = _json_object(body_raw, f"{what} payload", error)
-    return ParsedJWS(header, payload, f"{head_b64}.{body_b64}".encode("ascii"), signature)
 
 
 def verify_signature(
@@ -181,6 +303,78 @@ def verify_signature(
             f"the {what} algorithm does not fit the key",
             details={"check": "alg", "presented": alg, "key": type(key).__name__},
         )
-    if not _IMPLS[alg].verify(parsed.signing_input, key, parsed.signature):
+    if not verify_fitted(alg, key, parsed.signing_input, parsed.signature):
         raise error(f"the {what} signature is invalid", details={"check": "signature"})
     return alg
+
+
+_ECDSA: Final = {
+    "ES256": (ec.ECDSA(hashes.SHA256()), 32),
+    "ES384": (ec.ECDSA(hashes.SHA384()), 48),
+    "ES512": (ec.ECDSA(hashes.SHA512()), 66),
+}
+# Concrete classes seen to be EC / Ed25519 public keys (``cryptography``'s ABC checks
+# cost more than the rest of the bookkeeping; a class is added only after one passed).
+_EC_PUBLIC: Final[set[type]] = set()
+_ED_PUBLIC: Final[set[type]] = set()
+
+
+def is_ec_public(key: object) -> TypeGuard[ec.EllipticCurvePublicKey]:
+    kind = type(key)
+    if kind in _EC_PUBLIC:
+        return True
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        _EC_PUBLIC.add(kind)
+        return True
+    return False
+
+
+def is_ed25519_public(key: object) -> TypeGuard[ed25519.Ed25519PublicKey]:
+    kind = type(key)
+    if kind in _ED_PUBLIC:
+        return True
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        _ED_PUBLIC.add(kind)
+        return True
+    return False
+
+
+def _der_integer(value: bytes) -> bytes:
+    value = value.lstrip(b"\0")
+    if not value or value[0] & 0x80:
+        value = b"\0" + value
+    return b"\x02" + bytes((len(value),)) + value
+
+
+def ecdsa_der(signature: bytes, size: int) -> bytes:
+    """The DER ``ECDSA-Sig-Value`` (RFC 3279 §2.2.3) of a JWS ``r || s`` signature of two
+    ``size``-byte integers (RFC 7518 §3.4), as ``encode_dss_signature`` builds it."""
+    if size > 48:  # P-521: the sequence may need a long-form length
+        return encode_dss_signature(
+            int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+        )
+    body = _der_integer(signature[:size]) + _der_integer(signature[size:])
+    return b"\x30" + bytes((len(body),)) + body
+
+
+def verify_fitted(alg: str, key: PublicKey, signing_input: bytes, signature: bytes) -> bool:
+    """The signature maths alone, for a caller that has already checked ``alg`` against
+    its allowlist and against ``key`` (``verify_signature`` does both).
+
+    EC (fixed-size ``r || s``, RFC 7518 §3.4) and Ed25519 (RFC 8037 §3.1) go straight to
+    ``cryptography``; RSA through pyjwt's algorithm objects.
+    """
+    ecdsa = _ECDSA.get(alg)
+    try:
+        if ecdsa is not None and is_ec_public(key):
+            size = ecdsa[1]
+            if len(signature) != 2 * size:
+                return False
+            key.verify(ecdsa_der(signature, size), signing_input, ecdsa[0])
+            return True
+        if is_ed25519_public(key):
+            key.verify(signature, signing_input)
+            return True
+    except InvalidSignature:
+        return False
+    return bool(_IMPLS[alg].verify(signing_input, key, signature))

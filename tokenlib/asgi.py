@@ -10,8 +10,10 @@ Pure ASGI: nothing from Starlette is needed at import.
   ``trusted_proxies`` and no base URL is configured are ``X-Forwarded-Proto`` /
   ``X-Forwarded-Host`` used. Without either, the server's own socket address is used.
 * **The client certificate** (RFC 8705 §3) comes from the TLS connection through the
-  ASGI TLS extension (``scope["extensions"]["tls"]["client_cert_chain"]``). uvicorn does
-  not fill it in by default; :class:`tokenlib.lab._serve.TLSScopeH11Protocol` does.
+  ASGI TLS extension (``scope["extensions"]["tls"]["client_cert_chain"]``, leaf first,
+  PEM). uvicorn (0.54 checked) does not fill it in; run it with
+  ``http=tokenlib.lab._serve.TLSScopeH11Protocol`` (what :class:`~tokenlib.lab._serve.ServedApp`
+  does), or terminate TLS in a proxy that forwards ``Client-Cert`` and trust that proxy.
   From a peer in ``trusted_proxies`` the certificate is instead read from the RFC 9440
   ``Client-Cert`` header (the proxy terminated TLS); from any other peer that header is
   ignored and a warning is logged (RFC 9440 §4: accept it only from a trusted proxy).
@@ -127,6 +129,8 @@ class DPoPMiddleware:
     ``routes``: path pattern → required scopes (see :class:`RouteScopes`).
     ``public_paths``: patterns served without a token (health checks). ``cors_origins``:
     origins (or ``"*"``) that get the CORS headers. ``clock``: epoch seconds (tests).
+    WebSocket handshakes outside ``public_paths`` are refused (close 1008) because they
+    are not verified here; ``allow_websockets=True`` passes them to the app unchecked.
     If ``public_base_url`` is given here, leave the ``ResourceServer``'s unset (or the
     same): the server replaces the origin of the URL it receives with its own.
     """
@@ -143,9 +147,11 @@ class DPoPMiddleware:
         cors_origins: Iterable[str] = (),
         verify_in_thread: bool = True,
         clock: Callable[[], float] | None = None,
+        allow_websockets: bool = False,
     ) -> None:
         self.app = app
         self._clock = clock
+        self.allow_websockets = allow_websockets
         self.resource_server = resource_server
         self.public_base_url = _base_url(public_base_url) if public_base_url else None
         self.trusted_proxies = _networks(trusted_proxies)
@@ -192,7 +198,11 @@ class DPoPMiddleware:
             proto = _header_values(scope, b"x-forwarded-proto")
             host = _header_values(scope, b"x-forwarded-host")
             if proto and host:
-                return f"{proto[0].split(',')[0].strip()}://{host[0].split(',')[0].strip()}{suffix}"
+                # The rightmost value is the one our trusted proxy (one hop) added; values
+                # to its left came from the client and are not trusted.
+                last_proto = proto[-1].split(",")[-1].strip()
+                last_host = host[-1].split(",")[-1].strip()
+                return f"{last_proto}://{last_host}{suffix}"
         scheme = scope.get("scheme", "http")
         server = scope.get("server")
         if not server:
@@ -293,7 +303,14 @@ class DPoPMiddleware:
     # ---------------------------------------------------------------------------- ASGI
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http":
+        kind = scope.get("type")
+        if kind == "websocket" and not self.allow_websockets:
+            path = str(scope.get("path", "/"))
+            if not any(fnmatch.fnmatchcase(path, p) for p in self.public_paths):
+                # Not verified here: refuse the handshake (the server answers 403).
+                await send({"type": "websocket.close", "code": 1008})
+                return
+        if kind != "http":
             await self.app(scope, receive, send)
             return
         method = str(scope.get("method", "GET")).upper()
@@ -312,6 +329,8 @@ class DPoPMiddleware:
             else:
                 grant = self._verify(scope, method, required)
         except TokenError as error:
+            # The error code, failed check and path only: never a token, proof or cert.
+            _log.info("refused %s %s: %s (%s)", method, path, error.error, error.check)
             await self._error(scope, send, error)
             return
         scope.setdefault("state", {})["grant"] = grant

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import secrets
 import threading
 from collections import OrderedDict
@@ -39,8 +40,8 @@ from tokenlib._time import Now, resolve_now
 from tokenlib.claims import (
     REGISTERED_CLAIMS,
     AccessToken,
+    build_access_token,
     is_sha256_b64url,
-    parse_access_token_claims,
     parse_scope,
 )
 from tokenlib.errors import InvalidToken
@@ -215,29 +216,22 @@ def _audiences(audience: str | Sequence[str]) -> tuple[str, ...]:
     return values
 
 
-_B64URL: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-# A segment of length 4k+2 encodes its last byte in 2 characters with 4 unused bits, one of
-# length 4k+3 has 2 unused bits; RFC 4648 §3.5 canonical encoding sets them to zero.
-_CANONICAL_LAST: Final = {
-    2: frozenset(_B64URL[::16]),
-    3: frozenset(_B64URL[::4]),
+# Allowlists already validated (exact str members only), so a per-call
+# ``verify_access_token`` does not re-check the same tuple every time. Bounded.
+_CHECKED_ALLOWLISTS: Final[dict[tuple[str, ...], tuple[str, ...]]] = {
+    DEFAULT_ALGORITHMS: DEFAULT_ALGORITHMS
 }
-
-
-def _check_canonical(token: str) -> None:
-    """Refuse base64url segments with non-zero padding bits (RFC 4648 §3.5), so one
-    token has exactly one spelling: a mutated string never verifies as the original."""
-    for segment in token.split("."):
-        allowed = _CANONICAL_LAST.get(len(segment) % 4)
-        if allowed is not None and segment[-1] not in allowed:
-            raise InvalidToken(
-                "the access token is not canonical base64url",
-                details={"check": "syntax", "rfc": "RFC 4648 §3.5"},
-            )
 
 
 def _allowlist(algorithms: Sequence[str]) -> tuple[str, ...]:
     """The caller's allowlist, refused if it names ``none``, HMAC or anything unknown."""
+    if type(algorithms) is tuple:
+        try:
+            known = _CHECKED_ALLOWLISTS.get(algorithms)
+        except TypeError:  # unhashable members: refused below
+            known = None
+        if known is not None:
+            return known
     allowed = tuple(algorithms)
     unknown = [alg for alg in allowed if alg not in ALGORITHMS]
     if not allowed or unknown:
@@ -245,6 +239,8 @@ def _allowlist(algorithms: Sequence[str]) -> tuple[str, ...]:
             f"algorithms must be a non-empty subset of {', '.join(ALGORITHMS)}; "
             f"refused: {', '.join(map(str, unknown)) or '(empty)'}"
         )
+    if len(_CHECKED_ALLOWLISTS) < 64 and all(type(alg) is str for alg in allowed):
+        _CHECKED_ALLOWLISTS[allowed] = allowed
     return allowed
 
 
@@ -296,10 +292,11 @@ def _verify_uncached(
     algorithms: Sequence[str],
     max_length: int,
 ) -> AccessToken:
-    parsed = _jws.parse(token, max_length=max_length, error=InvalidToken, what="access token")
-    assert isinstance(token, str)
-    _check_canonical(token)
-    header = parsed.header
+    # Canonical base64url (RFC 4648 §3.5: one token, one spelling), no duplicate
+    # members, no crit/b64: all refused by the parser.
+    header, payload, signing_input, signature = _jws.parse_parts(
+        token, max_length=max_length, error=InvalidToken, what="access token"
+    )
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYP:
         raise InvalidToken(
@@ -322,11 +319,12 @@ def _verify_uncached(
                 "rfc": "RFC 8725 §3.1",
             },
         )
-    key = keys.select(header.get("kid"), alg)
-    _jws.verify_signature(
-        parsed, key, algorithms=algorithms, error=InvalidToken, what="access token"
-    )
-    result = parse_access_token_claims(header, parsed.payload)
+    entry = keys.select_entry(header.get("kid"), alg)
+    # ``alg`` is in the (validated) allowlist and ``select_entry`` only returns a key
+    # that fits it, which is everything ``_jws.verify_signature`` checks before the maths.
+    if not _jws.verify_fitted(alg, entry.key, signing_input, signature):
+        raise InvalidToken("the access token signature is invalid", details={"check": "signature"})
+    result = build_access_token(header, payload)
     if result.issuer != issuer:
         raise InvalidToken(
             "the access token is from another issuer",
@@ -337,17 +335,18 @@ def _verify_uncached(
                 "rfc": "RFC 9068 §4",
             },
         )
-    if not any(aud in audiences for aud in result.audience):
-        raise InvalidToken(
-            "the access token is meant for another audience",
-            details={
-                "check": "aud",
-                "expected": list(audiences),
-                "presented": [_shown(a) for a in result.audience[:10]],
-                "rfc": "RFC 9068 §4",
-            },
-        )
-    return result
+    for aud in result.audience:
+        if aud in audiences:
+            return result
+    raise InvalidToken(
+        "the access token is meant for another audience",
+        details={
+            "check": "aud",
+            "expected": list(audiences),
+            "presented": [_shown(a) for a in result.audience[:10]],
+            "rfc": "RFC 9068 §4",
+        },
+    )
 
 
 def _detached(token: AccessToken) -> AccessToken:
@@ -434,40 +433,52 @@ def verify_access_token(
         raise ValueError("leeway must not be negative")
     if not isinstance(issuer, str) or not issuer:
         raise ValueError("issuer must be a non-empty string")
-    audiences = _audiences(audience)
-    allowed = _allowlist(algorithms)
-    keys = as_jwk_set(jwks)
-    if cache is None:
+    return _verify(
+        token,
+        issuer=issuer,
+        audiences=_audiences(audience),
+        keys=as_jwk_set(jwks),
+        algorithms=_allowlist(algorithms),
+        leeway=leeway,
+        now=moment,
+        cache=cache,
+        max_length=max_length,
+    )
+
+
+def _verify(
+    token: object,
+    *,
+    issuer: str,
+    audiences: tuple[str, ...],
+    keys: JWKSet,
+    algorithms: tuple[str, ...],
+    leeway: float,
+    now: float,
+    cache: AccessTokenCache | None,
+    max_length: int,
+) -> AccessToken:
+    """``verify_access_token`` with its configuration already validated."""
+    if cache is None or not isinstance(token, str) or len(token) > max_length:
+        # Without a cache, or for input the parser refuses with a precise error.
         result = _verify_uncached(
             token,
             issuer=issuer,
             audiences=audiences,
             keys=keys,
-            algorithms=allowed,
+            algorithms=algorithms,
             max_length=max_length,
         )
-        _check_time(result, moment, leeway)
+        _check_time(result, now, leeway)
         return result
-    if not isinstance(token, str) or len(token) > max_length:
-        # Let the uncached path produce the precise error.
-        return verify_access_token(
-            token,
-            issuer=issuer,
-            audience=audiences,
-            jwks=keys,
-            algorithms=allowed,
-            leeway=leeway,
-            now=moment,
-            max_length=max_length,
-        )
     digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-    context: tuple[object, ...] = (issuer, audiences, allowed, keys.generation, max_length)
+    context: tuple[object, ...] = (issuer, audiences, algorithms, keys.generation, max_length)
     hit = cache.get(digest, context)
     if hit is not None:
         try:
-            _check_time(hit, moment, leeway)
+            _check_time(hit, now, leeway)
         except InvalidToken:
-            if moment >= hit.expires_at + leeway:
+            if now >= hit.expires_at + leeway:
                 cache.discard(digest, context)
             raise
         return _detached(hit)
@@ -476,19 +487,23 @@ def verify_access_token(
         issuer=issuer,
         audiences=audiences,
         keys=keys,
-        algorithms=allowed,
+        algorithms=algorithms,
         max_length=max_length,
     )
-    _check_time(result, moment, leeway)
+    _check_time(result, now, leeway)
     cache.put(digest, context, _detached(result))
     return result
 
 
 class TokenVerifier:
     """``verify_access_token`` with its configuration fixed and, by default, its own
-    ``AccessTokenCache``: the object a resource server keeps for its lifetime."""
+    ``AccessTokenCache``: the object a resource server keeps for its lifetime.
 
-    __slots__ = ("algorithms", "audience", "cache", "issuer", "jwks", "leeway", "max_length")
+    The configuration is validated once, here, and is read-only afterwards (``cache``
+    may be swapped), so ``verify`` does not re-check it on every call.
+    """
+
+    __slots__ = ("_algorithms", "_audience", "_issuer", "_jwks", "_leeway", "_max_length", "cache")
 
     def __init__(
         self,
@@ -505,18 +520,48 @@ class TokenVerifier:
             raise ValueError("issuer must be a non-empty string")
         if leeway < 0:
             raise ValueError("leeway must not be negative")
-        self.issuer = issuer
-        self.audience = _audiences(audience)
-        self.jwks = as_jwk_set(jwks)
-        self.algorithms = _allowlist(algorithms)
-        self.leeway = leeway
-        self.max_length = max_length
+        self._issuer = issuer
+        self._audience = _audiences(audience)
+        self._jwks = as_jwk_set(jwks)
+        self._algorithms = _allowlist(algorithms)
+        self._leeway = leeway
+        self._max_length = max_length
         if cache is True:
             self.cache: AccessTokenCache | None = AccessTokenCache()
         elif cache is False:
             self.cache = None
         else:
             self.cache = cache
+
+    @property
+    def issuer(self) -> str:
+        """The expected ``iss``."""
+        return self._issuer
+
+    @property
+    def audience(self) -> tuple[str, ...]:
+        """The acceptable ``aud`` values."""
+        return self._audience
+
+    @property
+    def jwks(self) -> JWKSet:
+        """The issuer's verification keys."""
+        return self._jwks
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The ``alg`` allowlist."""
+        return self._algorithms
+
+    @property
+    def leeway(self) -> float:
+        """Clock-skew tolerance in seconds for ``exp``/``nbf``/``iat``."""
+        return self._leeway
+
+    @property
+    def max_length(self) -> int:
+        """Tokens longer than this are refused before decoding."""
+        return self._max_length
 
     def __repr__(self) -> str:
         return (
@@ -526,14 +571,14 @@ class TokenVerifier:
 
     def verify(self, token: object, *, now: Now = None) -> AccessToken:
         """Verify ``token`` (see ``verify_access_token``)."""
-        return verify_access_token(
+        return _verify(
             token,
-            issuer=self.issuer,
-            audience=self.audience,
-            jwks=self.jwks,
-            algorithms=self.algorithms,
-            leeway=self.leeway,
-            now=now,
+            issuer=self._issuer,
+            audiences=self._audience,
+            keys=self._jwks,
+            algorithms=self._algorithms,
+            leeway=self._leeway,
+            now=now if type(now) is float and math.isfinite(now) else resolve_now(now),
             cache=self.cache,
-            max_length=self.max_length,
+            max_length=self._max_length,
         )

@@ -17,11 +17,12 @@ Errors are ``InvalidToken`` whose ``details["check"]`` names the claim (``"sub"`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeGuard
 
 from tokenlib.errors import InvalidToken
 
@@ -30,6 +31,7 @@ __all__ = [
     "REQUIRED_CLAIMS",
     "AccessToken",
     "Binding",
+    "build_access_token",
     "is_sha256_b64url",
     "parse_access_token_claims",
     "parse_cnf",
@@ -47,7 +49,10 @@ REGISTERED_CLAIMS: Final = frozenset(
 _SHA256_B64URL: Final = re.compile(r"[A-Za-z0-9_-]{43}")
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+_SCOPE: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*")
 _RFC: Final = "RFC 9068 §2.2"
+_MISSING: Final = object()
+_INT_LIMIT: Final = 2**62
 
 
 def is_sha256_b64url(value: object) -> bool:
@@ -65,9 +70,11 @@ def _fail(claim: str, description: str, **details: object) -> InvalidToken:
 
 
 def _string(claims: Mapping[str, Any], name: str) -> str:
-    if name not in claims:
+    value = claims.get(name, _MISSING)
+    if type(value) is str and value:
+        return value
+    if value is _MISSING:
         raise _fail(name, f"the access token has no {name} claim", problem="missing", rfc=_RFC)
-    value = claims[name]
     if not isinstance(value, str) or not value:
         raise _fail(
             name,
@@ -81,12 +88,14 @@ def _string(claims: Mapping[str, Any], name: str) -> str:
 
 def _numeric_date(claims: Mapping[str, Any], name: str, *, required: bool) -> int | None:
     """A NumericDate (RFC 7519 §2): a JSON number, truncated to whole seconds."""
-    if name not in claims:
+    value = claims.get(name, _MISSING)
+    if type(value) is int and -_INT_LIMIT < value < _INT_LIMIT:
+        return value
+    if value is _MISSING:
         if required:
             raise _fail(name, f"the access token has no {name} claim", problem="missing", rfc=_RFC)
         return None
-    value = claims[name]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not _is_number(value):
         raise _fail(
             name,
             f"the access token {name} claim is not a NumericDate",
@@ -95,6 +104,17 @@ def _numeric_date(claims: Mapping[str, Any], name: str, *, required: bool) -> in
             rfc="RFC 7519 §2",
         )
     return math.floor(value)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    """A finite JSON number a float can hold (a larger int is refused, not an
+    ``OverflowError``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _audience(claims: Mapping[str, Any]) -> tuple[str, ...]:
@@ -131,6 +151,8 @@ def parse_scope(value: object) -> frozenset[str]:
     if value == "":
         return frozenset()
     parts = value.split(" ")
+    if _SCOPE.fullmatch(value) is not None:
+        return frozenset(parts)
     for position, part in enumerate(parts):
         if _SCOPE_TOKEN.fullmatch(part) is None:
             raise _fail(
@@ -150,7 +172,7 @@ def parse_cnf(value: object) -> tuple[str | None, str | None]:
     digests; unknown members are tolerated next to them. A ``cnf`` that is not an object,
     or that names no method tokenlib can enforce, is refused (``check`` ``"cnf"``).
     """
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise _fail(
             "cnf",
             "the access token cnf claim is not a JSON object",
@@ -244,30 +266,95 @@ def parse_access_token_claims(header: Mapping[str, Any], claims: Mapping[str, An
     (strings, NumericDates, a string or array of strings for ``aud``). Optional:
     ``scope`` (space-delimited string), ``nbf``, ``cnf``. Raises ``InvalidToken``.
     """
-    issuer = _string(claims, "iss")
-    expires_at = _numeric_date(claims, "exp", required=True)
-    audience = _audience(claims)
-    subject = _string(claims, "sub")
-    client_id = _string(claims, "client_id")
-    issued_at = _numeric_date(claims, "iat", required=True)
-    jti = _string(claims, "jti")
+    return build_access_token(dict(header), dict(claims))
+
+
+def build_access_token(header: dict[str, Any], claims: dict[str, Any]) -> AccessToken:
+    """``parse_access_token_claims`` for dicts the caller owns (freshly decoded ones):
+    the ``AccessToken`` keeps them without copying."""
+    get = claims.get
+    issuer, subject, client_id, jti = get("iss"), get("sub"), get("client_id"), get("jti")
+    expires_at, issued_at, aud = get("exp"), get("iat"), get("aud")
+    if (
+        type(issuer) is str
+        and issuer
+        and type(expires_at) is int
+        and -_INT_LIMIT < expires_at < _INT_LIMIT
+        and type(aud) is str
+        and aud
+        and type(subject) is str
+        and subject
+        and type(client_id) is str
+        and client_id
+        and type(issued_at) is int
+        and -_INT_LIMIT < issued_at < _INT_LIMIT
+        and type(jti) is str
+        and jti
+    ):
+        audience: tuple[str, ...] = (aud,)  # the common shape, nothing left to check
+    else:  # every check, in this order, with its precise error
+        issuer = _string(claims, "iss")
+        expires_at = _numeric_date(claims, "exp", required=True)
+        audience = _audience(claims)
+        subject = _string(claims, "sub")
+        client_id = _string(claims, "client_id")
+        issued_at = _numeric_date(claims, "iat", required=True)
+        jti = _string(claims, "jti")
     not_before = _numeric_date(claims, "nbf", required=False)
-    scopes = parse_scope(claims["scope"]) if "scope" in claims else frozenset()
-    jkt, x5t = parse_cnf(claims["cnf"]) if "cnf" in claims else (None, None)
+    scope = get("scope", _MISSING)
+    scopes = frozenset() if scope is _MISSING else parse_scope(scope)
+    cnf = get("cnf", _MISSING)
+    jkt, x5t = (None, None) if cnf is _MISSING else parse_cnf(cnf)
     assert expires_at is not None
     assert issued_at is not None
-    return AccessToken(
-        header=dict(header),
-        claims=dict(claims),
-        issuer=issuer,
-        subject=subject,
-        client_id=client_id,
-        audience=audience,
-        scopes=scopes,
-        expires_at=expires_at,
-        issued_at=issued_at,
-        jti=jti,
-        jkt=jkt,
-        x5t_s256=x5t,
-        not_before=not_before,
-    )
+    token = _new(AccessToken)
+    _set = _ACCESS_TOKEN_SLOTS
+    _set[0](token, header)
+    _set[1](token, claims)
+    _set[2](token, issuer)
+    _set[3](token, subject)
+    _set[4](token, client_id)
+    _set[5](token, audience)
+    _set[6](token, scopes)
+    _set[7](token, expires_at)
+    _set[8](token, issued_at)
+    _set[9](token, jti)
+    _set[10](token, jkt)
+    _set[11](token, x5t)
+    _set[12](token, not_before)
+    return token
+
+
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
+    """The slot setters of frozen, slotted dataclass ``cls``, whose fields must be
+    exactly ``names`` in order (checked at import, so a new field cannot be missed).
+
+    A hot path builds its result with ``object.__new__`` and these: the same object the
+    generated ``__init__`` makes (which sets each field through ``object.__setattr__``),
+    in half the time. Only for classes without ``__post_init__``.
+    """
+    fields = tuple(field.name for field in dataclasses.fields(cls))
+    if fields != names or hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} fields are {fields}, not {names}")
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+_new: Final = object.__new__
+_ACCESS_TOKEN_SLOTS: Final = _slot_setters(
+    AccessToken,
+    (
+        "header",
+        "claims",
+        "issuer",
+        "subject",
+        "client_id",
+        "audience",
+        "scopes",
+        "expires_at",
+        "issued_at",
+        "jti",
+        "jkt",
+        "x5t_s256",
+        "not_before",
+    ),
+)

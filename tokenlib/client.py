@@ -120,7 +120,9 @@ class DPoPAuth(httpx.Auth):
     access_token=token)`` — or ``auth.with_token(token)`` — also sends
     ``Authorization: DPoP <token>`` and binds the proof to it with ``ath``. ``clock``
     (epoch seconds) exists for tests. The retry re-sends the request body, so a
-    non-replayable streaming body cannot be retried (httpx raises ``StreamConsumed``).
+    non-replayable streaming body cannot be retried (httpx raises ``StreamConsumed``);
+    ``retry_on_nonce=False`` leaves the retry to the caller (:class:`TokenClient` does,
+    to send a fresh client assertion).
     """
 
     def __init__(
@@ -131,8 +133,10 @@ class DPoPAuth(httpx.Auth):
         alg: str | None = None,
         nonces: NonceStore | None = None,
         clock: Clock | None = None,
+        retry_on_nonce: bool = True,
     ) -> None:
         self._key = key
+        self.retry_on_nonce = retry_on_nonce
         self.alg = alg or default_alg_for_key(key)
         self._access_token = access_token
         self.nonces = nonces if nonces is not None else NonceStore()
@@ -174,6 +178,16 @@ class DPoPAuth(httpx.Auth):
             self.nonces.put(origin, nonce)
         return nonce or None
 
+    def nonce_retry_needed(self, response: httpx.Response, used: str | None) -> bool:
+        """True if ``response`` demands a DPoP nonce (RFC 9449 §8/§9) and offers one
+        other than ``used`` — the one case where a single retry can help."""
+        fresh = response.headers.get("DPoP-Nonce")
+        return bool(fresh) and fresh != used and self._demands_nonce(response)
+
+    def nonce_for(self, url: httpx.URL | str) -> str | None:
+        """The nonce that the next proof to ``url``'s origin will carry."""
+        return self.nonces.get(_origin(httpx.URL(url)))
+
     @staticmethod
     def _body_needed(response: httpx.Response) -> bool:
         return response.status_code == 400 and "DPoP-Nonce" in response.headers
@@ -199,7 +213,7 @@ class DPoPAuth(httpx.Auth):
         self._sign(request, used)
         response = yield request
         fresh = self._remember(origin, response)
-        if fresh is not None and fresh != used and self._demands_nonce(response):
+        if self.retry_on_nonce and self.nonce_retry_needed(response, used):
             self._sign(request, fresh)  # a new proof: new jti, iat and the new nonce
             response = yield request
             self._remember(origin, response)
@@ -432,7 +446,9 @@ class _TokenClientBase:
         self._client_kid = client_kid
         self._clock = clock or time.time
         self.dpop: DPoPAuth | None = (
-            DPoPAuth(dpop_key, alg=dpop_alg, clock=self._clock) if dpop_key is not None else None
+            DPoPAuth(dpop_key, alg=dpop_alg, clock=self._clock, retry_on_nonce=False)
+            if dpop_key is not None
+            else None
         )
 
     def __repr__(self) -> str:
@@ -462,6 +478,12 @@ class _TokenClientBase:
                 now=self._clock(),
             )
         return form
+
+    def _retry(self, response: httpx.Response, used: str | None) -> bool:
+        """One retry when the AS demands a DPoP nonce (RFC 9449 §8). The retry carries a
+        new proof *and* a new client assertion: an AS may refuse a reused ``jti``
+        (RFC 7523 §3)."""
+        return self.dpop is not None and self.dpop.nonce_retry_needed(response, used)
 
     def auth_for(self, token: TokenResponse) -> httpx.Auth:
         """The ``httpx.Auth`` that presents ``token`` at a resource server: DPoP (sharing
@@ -500,26 +522,33 @@ class TokenClient(_TokenClientBase):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _post(self, form: dict[str, str]) -> TokenResponse:
-        response = self.http.post(
-            self.token_endpoint,
-            data=form,
-            auth=self.dpop or httpx.USE_CLIENT_DEFAULT,
-            headers={"Accept": "application/json"},
-        )
+    def _post(
+        self, grant: dict[str, str], scope: str | None, resource: str | None
+    ) -> TokenResponse:
+        for attempt in (1, 2):
+            used = self.dpop.nonce_for(self.token_endpoint) if self.dpop is not None else None
+            response = self.http.post(
+                self.token_endpoint,
+                data=self._form(grant, scope, resource),  # a fresh client assertion each time
+                auth=self.dpop or httpx.USE_CLIENT_DEFAULT,
+                headers={"Accept": "application/json"},
+            )
+            if attempt == 1 and self._retry(response, used):
+                continue
+            break
         return _parse_token_response(response, expect_dpop=self.dpop is not None)
 
     def client_credentials(
         self, *, scope: str | None = None, resource: str | None = None
     ) -> TokenResponse:
         """The client-credentials grant (RFC 6749 §4.4)."""
-        return self._post(self._form({"grant_type": "client_credentials"}, scope, resource))
+        return self._post({"grant_type": "client_credentials"}, scope, resource)
 
     def refresh(self, refresh_token: str, *, scope: str | None = None) -> TokenResponse:
         """The refresh-token grant (RFC 6749 §6); a DPoP-bound refresh token needs a proof
         with the same key (RFC 9449 §5), which this client adds when it has ``dpop_key``."""
         return self._post(
-            self._form({"grant_type": "refresh_token", "refresh_token": refresh_token}, scope, None)
+            {"grant_type": "refresh_token", "refresh_token": refresh_token}, scope, None
         )
 
 
@@ -543,25 +572,32 @@ class AsyncTokenClient(_TokenClientBase):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _post(self, form: dict[str, str]) -> TokenResponse:
-        response = await self.http.post(
-            self.token_endpoint,
-            data=form,
-            auth=self.dpop or httpx.USE_CLIENT_DEFAULT,
-            headers={"Accept": "application/json"},
-        )
+    async def _post(
+        self, grant: dict[str, str], scope: str | None, resource: str | None
+    ) -> TokenResponse:
+        for attempt in (1, 2):
+            used = self.dpop.nonce_for(self.token_endpoint) if self.dpop is not None else None
+            response = await self.http.post(
+                self.token_endpoint,
+                data=self._form(grant, scope, resource),  # a fresh client assertion each time
+                auth=self.dpop or httpx.USE_CLIENT_DEFAULT,
+                headers={"Accept": "application/json"},
+            )
+            if attempt == 1 and self._retry(response, used):
+                continue
+            break
         return _parse_token_response(response, expect_dpop=self.dpop is not None)
 
     async def client_credentials(
         self, *, scope: str | None = None, resource: str | None = None
     ) -> TokenResponse:
         """The client-credentials grant (RFC 6749 §4.4)."""
-        return await self._post(self._form({"grant_type": "client_credentials"}, scope, resource))
+        return await self._post({"grant_type": "client_credentials"}, scope, resource)
 
     async def refresh(self, refresh_token: str, *, scope: str | None = None) -> TokenResponse:
         """The refresh-token grant (RFC 6749 §6) with the same DPoP key (RFC 9449 §5)."""
         return await self._post(
-            self._form({"grant_type": "refresh_token", "refresh_token": refresh_token}, scope, None)
+            {"grant_type": "refresh_token", "refresh_token": refresh_token}, scope, None
         )
 
 

@@ -10,6 +10,7 @@ subclass whose ``details`` say which check failed and which values were compared
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import hmac
 import json
@@ -20,11 +21,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, TypeGuard, runtime_checkable
 
 from tokenlib import _jws
 from tokenlib._dpop_jws import (
-    COMPACT,
     DPOP_TYP,
     RFC_4_3,
     b64,
@@ -37,13 +37,13 @@ from tokenlib._dpop_jws import (
 )
 from tokenlib._htu import normalize_htu, normalize_server_url
 from tokenlib._time import Now, resolve_now
+from tokenlib.claims import _slot_setters
 from tokenlib.errors import InvalidRequest, ReplayDetected, UseDPoPNonce
 from tokenlib.jwk import (
     ALGORITHMS,
     DEFAULT_ALGORITHMS,
     PrivateKey,
     alg_matches_key,
-    b64url_encode,
     default_alg_for_key,
     public_jwk,
 )
@@ -65,6 +65,9 @@ __all__ = [
 _METHOD: Final = re.compile(r"\A[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # RFC 6749 NQCHAR (RFC 9449 §8.1 nonce syntax).
 _NONCE: Final = re.compile(r"\A[\x21\x23-\x5b\x5d-\x7e]+\Z")
+# ints in (-2**62, 2**62) are exact in arithmetic with the server's float clock.
+_INT_LIMIT: Final = 2**62
+_TO_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,13 +171,34 @@ class DPoPProof:
     replay_expires_at: float = field(default=0.0, compare=False)
 
 
+_new: Final = object.__new__
+# DPoPProof(...) without the generated __init__'s per-field object.__setattr__ calls.
+_PROOF_SLOTS: Final = _slot_setters(
+    DPoPProof,
+    (
+        "jkt",
+        "jti",
+        "iat",
+        "htm",
+        "htu",
+        "nonce",
+        "ath",
+        "claims",
+        "header",
+        "alg",
+        "replay_expires_at",
+    ),
+)
+
+
 def access_token_hash(access_token: str) -> str:
     """``ath``: base64url(SHA-256(ASCII access token)) (RFC 9449 §4.2)."""
     if not isinstance(access_token, str):
         raise TypeError("access_token must be a str")
     if not access_token.isascii():
         raise ValueError("an access token is ASCII (token68)")
-    return b64url_encode(hashlib.sha256(access_token.encode("ascii")).digest())
+    digest = hashlib.sha256(access_token.encode("ascii")).digest()
+    return binascii.b2a_base64(digest, newline=False)[:43].translate(_TO_URLSAFE).decode("ascii")
 
 
 def replay_key(jkt: str, jti: str) -> str:
@@ -343,25 +367,29 @@ def verify_proof(
             length=len(proof),
             limit=pol.max_proof_length,
         )
-    if COMPACT.fullmatch(proof) is None:
+    parts = proof.split(".")
+    if len(parts) != 3 or not all(parts):
         raise fail(
             "the DPoP proof is not a single compact JWS (three base64url segments)", "syntax"
         )
-    head_b64, body_b64, sig_b64 = proof.split(".")
+    # The alphabet of each segment is checked when it is decoded (the header segment is
+    # looked up as is: only segments that decoded and passed every check are cached).
+    head_b64, body_b64, sig_b64 = parts
     # 2.-4. header: typ, alg allowlist, public jwk.
     head = check_header(head_b64, pol.algorithms)
     claims = parse_json(b64decode(body_b64, "payload"), "payload")
     signature = b64decode(sig_b64, "signature")
     # 5. required claims and their types.
-    missing = [name for name in ("jti", "htm", "htu", "iat") if name not in claims]
-    if missing:
+    try:
+        jti, claim_htm, claim_htu, iat = claims["jti"], claims["htm"], claims["htu"], claims["iat"]
+    except KeyError:
+        missing = [name for name in ("jti", "htm", "htu", "iat") if name not in claims]
         raise fail(
             f"the DPoP proof lacks the claim(s) {', '.join(missing)}",
             "claims",
             missing=missing,
             rfc_section="RFC 9449 §4.2",
-        )
-    jti, claim_htm, claim_htu, iat = claims["jti"], claims["htm"], claims["htu"], claims["iat"]
+        ) from None
     if not isinstance(jti, str) or not jti:
         raise fail("the DPoP proof jti is not a non-empty string", "jti")
     if len(jti) > pol.max_jti_length:
@@ -376,11 +404,11 @@ def verify_proof(
         raise fail("the DPoP proof htm is not a string", "htm")
     if not isinstance(claim_htu, str):
         raise fail("the DPoP proof htu is not a string", "htu")
-    if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):
+    if not (type(iat) is int and -_INT_LIMIT < iat < _INT_LIMIT) and not _is_number(iat):
         raise fail("the DPoP proof iat is not a number", "iat")
     # 6. signature with the embedded key (alg already checked against the allowlist
     #    and against the key type in step 3/4).
-    signing_input = f"{head_b64}.{body_b64}".encode("ascii")
+    signing_input = proof[: len(head_b64) + 1 + len(body_b64)].encode("ascii")
     if not verify_signature(head, signing_input, signature, pol.algorithms):
         raise fail("the DPoP proof signature is invalid", "signature")
     # 7. htm: exact, case-sensitive (RFC 9110 §9.1).
@@ -424,7 +452,7 @@ def verify_proof(
         if pol.iat_past_with_nonce is not None and not isinstance(nonce, str):
             iat_past = max(iat_past, pol.iat_past_with_nonce)
     # 10. iat window.
-    server_time = resolve_now(now)
+    server_time = now if type(now) is float and math.isfinite(now) else resolve_now(now)
     if not server_time - iat_past <= iat <= server_time + pol.iat_future:
         too_old = iat < server_time - iat_past
         raise fail(
@@ -467,19 +495,31 @@ def verify_proof(
                 "rfc": "RFC 9449 §11.1",
             },
         )
-    return DPoPProof(
-        jkt=head.jkt,
-        jti=jti,
-        iat=iat,
-        htm=claim_htm,
-        htu=claim_htu,
-        nonce=claim_nonce,
-        ath=claim_ath,
-        claims=claims,
-        header=head.header,
-        alg=head.alg,
-        replay_expires_at=expires_at,
-    )
+    result = _new(DPoPProof)
+    _set = _PROOF_SLOTS
+    _set[0](result, head.jkt)
+    _set[1](result, jti)
+    _set[2](result, iat)
+    _set[3](result, claim_htm)
+    _set[4](result, claim_htu)
+    _set[5](result, claim_nonce)
+    _set[6](result, claim_ath)
+    _set[7](result, claims)
+    _set[8](result, head.header)
+    _set[9](result, head.alg)
+    _set[10](result, expires_at)
+    return result
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    """A finite JSON number a float can hold (an int too large for one is refused, not
+    an ``OverflowError``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _check_nonce(claim_nonce: str | None, expected: str | NonceValidator, now: Now) -> None:

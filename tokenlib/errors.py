@@ -98,6 +98,10 @@ class TokenError(Exception):
         if self.include_error_in_challenge:
             params.append(f'error="{self.error}"')
             params.append(f'error_description="{_quote(self.description)}"')
+        required = self.details.get("required") if self.error == "insufficient_scope" else None
+        if isinstance(required, list | tuple | frozenset | set) and required:
+            # RFC 6750 §3: the scope the request needs, space-delimited (RFC 6749 §3.3).
+            params.append(f'scope="{_quote(" ".join(sorted(map(str, required))))}"')
         if self.scheme.lower() == "dpop" and self.algs:
             params.append(f'algs="{" ".join(self.algs)}"')
         return f"{self.scheme} " + ", ".join(params) if params else self.scheme

@@ -39,6 +39,7 @@ _PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"
 _EDDSA_NAMES: Final = frozenset({"EdDSA", "Ed25519"})
 _MAX_KID_SHOWN: Final = 80
 _generation = itertools.count(1)
+_KID_TYPES: Final = frozenset({str, type(None)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +78,7 @@ class JWKSet:
     ``kid`` is unknown.
     """
 
-    __slots__ = ("_by_kid", "_entries", "generation", "skipped")
+    __slots__ = ("_by_kid", "_chosen", "_entries", "generation", "skipped")
 
     def __init__(
         self, entries: Iterable[JWKSetEntry], *, skipped: Sequence[tuple[str | None, str]] = ()
@@ -88,6 +89,10 @@ class JWKSet:
             if entry.kid is not None:
                 self._by_kid.setdefault(entry.kid, []).append(entry)
         self.skipped: tuple[tuple[str | None, str], ...] = tuple(skipped)
+        # Successful selections by (kid, alg). The set never changes, so neither does
+        # the answer; only a kid the set holds (or None) with a known alg gets here,
+        # which bounds the memo by len(set) * len(ALGORITHMS).
+        self._chosen: dict[tuple[str | None, str], JWKSetEntry] = {}
         #: A process-unique number; caches of verified tokens are keyed on it, so a new
         #: set (key rotation or removal) never reuses results verified with an old one.
         self.generation: int = next(_generation)
@@ -195,6 +200,17 @@ class JWKSet:
 
     def select_entry(self, kid: str | None, alg: str) -> JWKSetEntry:
         """Like ``select`` but returns the whole entry (with the thumbprint)."""
+        plain = type(kid) in _KID_TYPES and type(alg) is str
+        if plain:
+            hit = self._chosen.get((kid, alg))
+            if hit is not None:
+                return hit
+        entry = self._select_entry(kid, alg)
+        if plain:
+            self._chosen[(kid, alg)] = entry
+        return entry
+
+    def _select_entry(self, kid: str | None, alg: str) -> JWKSetEntry:
         if kid is not None and not isinstance(kid, str):
             raise InvalidToken(
                 "the token header kid is not a string",

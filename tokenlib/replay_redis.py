@@ -99,6 +99,8 @@ class RedisReplayCache:
 
         Raises :class:`~tokenlib.errors.ReplayStateUnavailable` when Redis cannot answer.
         """
+        if not (math.isfinite(expires_at) and math.isfinite(now)):
+            raise ValueError("expires_at and now must be finite epoch seconds")
         ttl_ms = max(1, math.ceil((expires_at - now) * 1000.0))
         name = self.redis_key(key)
         try:

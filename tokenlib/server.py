@@ -44,7 +44,7 @@ from typing import Any, Final
 from tokenlib._htu import normalize_htu
 from tokenlib._time import Now, resolve_now
 from tokenlib.bearer import TokenVerifier
-from tokenlib.claims import AccessToken
+from tokenlib.claims import AccessToken, _slot_setters
 from tokenlib.dpop import DPoPPolicy, DPoPProof, verify_proof
 from tokenlib.errors import (
     InsufficientScope,
@@ -89,6 +89,24 @@ class Grant:
     cert_thumbprint: str | None
     claims: dict[str, Any]
     response_headers: dict[str, str] = field(default_factory=dict)
+
+
+_new: Final = object.__new__
+# Grant(...) without the generated __init__'s per-field object.__setattr__ calls.
+_GRANT_SLOTS: Final = _slot_setters(
+    Grant,
+    (
+        "token",
+        "binding",
+        "subject",
+        "client_id",
+        "scopes",
+        "proof",
+        "cert_thumbprint",
+        "claims",
+        "response_headers",
+    ),
+)
 
 
 class ResourceServer:
@@ -288,11 +306,12 @@ class ResourceServer:
                     "the authorization scheme is not supported here",
                     details={"check": "scheme", "offered": " ".join(self.schemes)},
                 )
-            token = self.verifier.verify(match.group(2), now=moment)
+            raw_token = match.group(2)
+            token = self.verifier.verify(raw_token, now=moment)
             proof: DPoPProof | None = None
             response_headers: dict[str, str] = {}
             if scheme == "DPoP":
-                proof = self._check_dpop(token, match.group(2), dpop_values, method, url, moment)
+                proof = self._check_dpop(token, raw_token, dpop_values, method, url, moment)
                 if self.require_nonce and self.nonce_manager is not None:
                     assert proof.nonce is not None
                     if not self.nonce_manager.is_current(proof.nonce, now=moment):
@@ -305,8 +324,8 @@ class ResourceServer:
             thumbprint = None
             if token.x5t_s256 is not None:
                 thumbprint = verify_certificate_binding(token, client_cert)
-            required = frozenset(required_scopes)
-            if not token.scopes.issuperset(required):
+            required = frozenset(required_scopes) if required_scopes else frozenset()
+            if required and not token.scopes.issuperset(required):
                 raise InsufficientScope(
                     "the access token lacks a required scope",
                     details={
@@ -318,17 +337,18 @@ class ResourceServer:
                 )
         except TokenError as err:
             raise self._contextualise(err, scheme, moment) from None
-        return Grant(
-            token=token,
-            binding=token.binding,
-            subject=token.subject,
-            client_id=token.client_id,
-            scopes=token.scopes,
-            proof=proof,
-            cert_thumbprint=thumbprint,
-            claims=token.claims,
-            response_headers=response_headers,
-        )
+        grant = _new(Grant)
+        _set = _GRANT_SLOTS
+        _set[0](grant, token)
+        _set[1](grant, token.binding)
+        _set[2](grant, token.subject)
+        _set[3](grant, token.client_id)
+        _set[4](grant, token.scopes)
+        _set[5](grant, proof)
+        _set[6](grant, thumbprint)
+        _set[7](grant, token.claims)
+        _set[8](grant, response_headers)
+        return grant
 
     def _check_dpop(
         self,
@@ -391,7 +411,10 @@ def _collect(headers: Headers) -> tuple[list[str], list[str]]:
     """``Authorization`` and ``DPoP`` field values (names case-insensitive, RFC 9110
     §5.1). A comma inside a ``DPoP`` value means a proxy merged several fields."""
     items: Iterable[tuple[str, str]]
-    items = headers.items() if isinstance(headers, Mapping) else headers
+    if type(headers) is list or type(headers) is tuple:
+        items = headers
+    else:
+        items = headers.items() if isinstance(headers, Mapping) else headers
     authorization: list[str] = []
     dpop: list[str] = []
     for name, value in items:
@@ -403,7 +426,10 @@ def _collect(headers: Headers) -> tuple[list[str], list[str]]:
         if lowered == "authorization":
             authorization.append(value.strip(" \t"))
         elif lowered == "dpop":
-            dpop.extend(part.strip(" \t") for part in value.split(","))
+            if "," in value:
+                dpop.extend(part.strip(" \t") for part in value.split(","))
+            else:
+                dpop.append(value.strip(" \t"))
     return authorization, dpop
 
 

@@ -203,6 +203,20 @@ def test_format_usd(usd: float, text: str) -> None:
     assert plots.format_usd(usd) == text
 
 
+@pytest.mark.parametrize(("n", "text"), [(0, "0"), (12.5, "12.5"), (1_363_572, "1.36M")])
+def test_format_number(n: float, text: str) -> None:
+    assert plots.format_number(n) == text
+
+
+def test_large_axes_use_compact_numbers_without_offset_text() -> None:
+    data = pd.DataFrame({"scenario": ["a"], "before": [1_400_000.0], "after": [900_000.0]})
+    fig = plots.blast_radius_before_after(data)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    assert ax.xaxis.get_offset_text().get_text() == ""
+    assert any(t.get_text().endswith("M") for t in ax.get_xticklabels())
+
+
 def test_incremental_curve_formats_cost_axis() -> None:
     data = pd.DataFrame({"cost": [0.0, 2e6, 4e6], "share": [0.0, 0.1, 0.12]})
     fig = plots.incremental_adoption_curve(

@@ -97,6 +97,12 @@ class RedisServer:
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """``@pytest.mark.anyio`` tests run on asyncio (what uvicorn uses)."""
+    return "asyncio"
+
+
+@pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     if REDIS_SERVER is None:
         pytest.skip("no redis-server binary on PATH (apt-get install redis-server; .ci/run does)")

@@ -171,8 +171,10 @@ def test_captured_proof_replay_refused(serve: Serve, pki: LabPKI) -> None:
         # No public URL, untrusted peer: the socket address, not the forged headers.
         ((), None, "https://evil.example", 401),
         ((), None, "SERVER", 200),
-        # No public URL, trusted proxy peer: X-Forwarded-Proto/Host are believed.
+        # No public URL, trusted proxy peer: X-Forwarded-Proto/Host are believed —
+        # the rightmost value, which that proxy appended, not what the client sent.
         (("127.0.0.0/8",), None, "https://evil.example", 200),
+        (("127.0.0.0/8",), None, "https://client-forged.example", 401),
     ],
 )
 def test_htu_never_depends_on_client_headers_unless_trusted(
@@ -192,7 +194,7 @@ def test_htu_never_depends_on_client_headers_unless_trusted(
         "DPoP": proof,
         "Host": "evil.example",
         "X-Forwarded-Proto": "https",
-        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Host": "client-forged.example, evil.example",
     }
     with client(pki) as http:
         response = http.get(f"{served.url}/items", headers=headers)
@@ -395,3 +397,54 @@ def test_non_http_scopes_pass_through(serve: Serve, pki: LabPKI) -> None:
     served = serve(base=None)
     with client(pki, auth=BearerAuth(token())) as http:
         assert http.get(f"{served.url}/items").status_code == 200
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("path", "allow", "expected"),
+    [("/ws", False, "refused"), ("/health", False, "app"), ("/ws", True, "app")],
+)
+async def test_websockets_are_refused_unless_public_or_allowed(
+    path: str, allow: bool, expected: str
+) -> None:
+    reached: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+
+    rs = ResourceServer(issuer=AS, audience=AUD, jwks=ISSUER.jwks())
+    middleware = DPoPMiddleware(
+        inner, resource_server=rs, public_paths=["/health"], allow_websockets=allow
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    await middleware({"type": "websocket", "path": path, "headers": []}, receive, send)
+    if expected == "refused":
+        assert sent == [{"type": "websocket.close", "code": 1008}]
+        assert reached == []
+    else:
+        assert reached == [path]
+
+
+def test_refusals_are_logged_without_secrets(
+    serve: Serve, pki: LabPKI, caplog: pytest.LogCaptureFixture
+) -> None:
+    served = serve()
+    at = token(jkt=jwk_thumbprint(DPOP_KEY))
+    url = f"{served.url}/items"
+    proof = create_proof(
+        DPOP_KEY, "GET", "https://elsewhere.example/items", access_token=at, now=NOW
+    )
+    with caplog.at_level(logging.DEBUG), client(pki) as http:
+        response = http.get(url, headers={"Authorization": f"DPoP {at}", "DPoP": proof})
+    assert response.status_code == 401
+    assert "refused GET /items: invalid_dpop_proof (htu)" in caplog.text
+    for secret in (at, proof, at.split(".")[2], proof.split(".")[2]):
+        assert secret not in caplog.text
+        assert secret not in response.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -58,6 +59,12 @@ class Recorder:
         if scope["type"] != "http":
             return
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        body_in = b""
+        while True:
+            message = await receive()
+            body_in += message.get("body", b"")
+            if not message.get("more_body"):
+                break
         tls = (scope.get("extensions") or {}).get("tls") or {}
         self.requests.append(
             {
@@ -65,6 +72,7 @@ class Recorder:
                 "path": scope["path"],
                 "headers": headers,
                 "certs": tls.get("client_cert_chain", []),
+                "form": dict(parse_qsl(body_in.decode())),
             }
         )
         index = len(self.requests)
@@ -238,6 +246,28 @@ async def test_async_mtls_client(pki: LabPKI, recorder: tuple[Recorder, str]) ->
     assert cert_thumbprint(rec.requests[0]["certs"][0]) == bob.x5t_s256
 
 
+def test_token_client_retries_with_a_fresh_client_assertion(
+    pki: LabPKI, recorder: tuple[Recorder, str]
+) -> None:
+    rec, base = recorder
+    rec.mode, rec.demands = "as", 1
+    with httpx.Client(verify=pki.client_context()) as http:
+        client = TokenClient(
+            f"{base}/token",
+            client_id="svc",
+            client_key=SVC_KEY,
+            dpop_key=KEY,
+            http=http,
+            clock=clock,
+        )
+        with pytest.raises(TokenRequestError, match="access_token"):  # the recorder's {} body
+            client.client_credentials()
+    first, second = (r["form"] for r in rec.requests)
+    assert first["client_assertion"] != second["client_assertion"]  # RFC 7523 §3 jti reuse
+    nonces = [_claims(p, f"{base}/token", "POST").nonce for p in rec.proofs()]
+    assert nonces == [None, "nonce-1"]
+
+
 # ------------------------------------------------------------------ token helpers
 
 
@@ -320,8 +350,3 @@ async def test_async_token_client(lab_as: LabAuthorizationServer, pki: LabPKI) -
     assert token.is_dpop
     assert isinstance(auth, DPoPAuth)
     assert auth.has_token
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"

@@ -11,6 +11,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# `recommend` stays the submodule; its main function is exported as `recommend_flows`.
+_ALIASES: dict[str, tuple[str, str]] = {"recommend_flows": ("recommend", "recommend")}
+
 _EXPORTS: dict[str, str] = {
     # inventory: schema, loader, generator
     "DEFAULT_SEED": "inventory",
@@ -27,16 +30,61 @@ _EXPORTS: dict[str, str] = {
     "write_inventory": "inventory",
     "load_reference": "reference",
     "Profile": "profiles",
+    "ModelParameters": "params",
+    "ParameterSpec": "params",
+    "ParameterError": "params",
+    "CryptoCosts": "params",
+    "parameter_specs": "params",
+    "parameter_table": "params",
+    "load_crypto_costs": "params",
+    "MECHANISMS": "replay",
+    "SCENARIOS": "replay",
+    "TOKEN_THEFT_SCENARIOS": "replay",
+    "replay_windows": "replay",
+    "replay_by_client_path": "replay",
+    "exposure_by_mechanism": "replay",
+    "window_survival": "replay",
+    "simulate_windows": "replay",
+    "sample_windows": "replay",
+    "current_mechanism": "replay",
+    "proof_replay_window": "replay",
+    "blast_radius": "blast",
+    "blast_before_after": "blast",
+    "lateral_paths": "blast",
+    "integrator_blast": "blast",
+    "service_graph": "blast",
+    "FAMILIES": "deploy",
+    "deployability": "deploy",
+    "timeline_deployability": "deploy",
+    "adoption_curve": "deploy",
+    "deployment_cost": "deploy",
+    "load_component_support": "deploy",
+    "load_adoption_timeline": "deploy",
+    "recommendation_summary": "recommend",
+    "export_recommendations": "recommend",
+    "RECOMMENDATIONS": "recommend",
+    "tornado": "sensitivity",
+    "sweep": "sensitivity",
+    "headline_metrics": "sensitivity",
+    "conclusion_checks": "sensitivity",
+    "conclusion_robustness": "sensitivity",
+    "METRICS": "sensitivity",
+    "CONCLUSIONS": "sensitivity",
+    "save_figure": "plots",
+    "build_report": "report",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, *_ALIASES])
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
+    if name in _ALIASES:
+        module, attr = _ALIASES[name]
+    elif name in _EXPORTS:
+        module, attr = _EXPORTS[name], name
+    else:
         raise AttributeError(f"module 'tokenlib.analysis' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"tokenlib.analysis.{module}"), name)
+    value = getattr(importlib.import_module(f"tokenlib.analysis.{module}"), attr)
     globals()[name] = value
     return value
 

@@ -39,6 +39,54 @@ BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
 
+FLOW_COLUMNS = (
+    "flow_id",
+    "client_id",
+    "client_kind",
+    "client_type",
+    "grant_type",
+    "resource_server",
+    "audience_restricted",
+    "path",
+    "key_storage",
+    "cert_management",
+    "access_token_lifetime_s",
+    "refresh_token",
+    "refresh_token_lifetime_s",
+    "token_format",
+    "rs_introspects",
+    "binding",
+    "binding_enforced",
+    "requests_per_day",
+    "exposure_channels",
+    "forwards_token",
+)
+SERVICE_COLUMNS = (
+    "service_id",
+    "sensitivity",
+    "supports_mtls",
+    "supports_dpop",
+    "downstream",
+    "instances",
+    "jti_cache",
+    "requires_nonce",
+    "iat_past_s",
+)
+
+
+def require_columns(flows: Any, services: Any) -> None:
+    """Fail early, naming the missing columns, when frames do not follow the inventory contract."""
+    for frame, cols, name in (
+        (flows, FLOW_COLUMNS, "flows"),
+        (services, SERVICE_COLUMNS, "services"),
+    ):
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"{name} must be a pandas DataFrame (see the inventory contract)")
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{name} is missing column(s): {', '.join(missing)}")
+
+
 def parse_path(path: str) -> list[tuple[str, str]]:
     """Split one path string into ``(kind, mode)`` hops; raises ``ValueError`` if malformed."""
     if path == "" or path is None:
@@ -78,7 +126,7 @@ def path_codes(flows: pd.DataFrame) -> tuple[IntArray, list[list[tuple[str, str]
 
 
 def own_path_features(flows: pd.DataFrame) -> pd.DataFrame:
-    """Same columns as the inventory's ``path_features`` (used when that is unavailable)."""
+    """Same columns and semantics as the inventory's ``path_features`` (a test checks this)."""
     codes, parsed = path_codes(flows)
     n_hops = np.array([len(h) for h in parsed], dtype=np.int64)
     n_fc = np.array(
@@ -95,17 +143,13 @@ def own_path_features(flows: pd.DataFrame) -> pd.DataFrame:
         },
         index=flows.index,
     )
-    kind = as_str(flows["client_kind"])
+    term = (n_fc + n_tnf)[codes] > 0
     cp = np.where(
-        kind == "browser_spa",
-        "browser",
-        np.where(
-            kind == "mobile_app",
-            "mobile",
-            np.where(out["n_terminating"].to_numpy() > 0, "gateway_terminated", "backend_e2e"),
-        ),
-    )
-    out["client_path"] = pd.Categorical(cp, categories=list(CLIENT_PATHS))
+        is_in(flows["client_kind"], "browser_spa"),
+        0,
+        np.where(is_in(flows["client_kind"], "mobile_app"), 1, np.where(term, 2, 3)),
+    ).astype(np.int8)
+    out["client_path"] = pd.Categorical.from_codes(cp, categories=list(CLIENT_PATHS))
     return out
 
 
@@ -157,6 +201,17 @@ def categorical(values: Any, categories: Any = None) -> pd.Categorical:
     cats = list(categories)
     pos = pd.Index(cats).get_indexer(uniq)
     return pd.Categorical.from_codes(np.asarray(pos, dtype=np.int64)[codes], categories=cats)
+
+
+def rows_where(frame: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
+    """``frame[frame[column] == value]`` without converting a categorical column to strings."""
+    col = frame[column]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = list(col.cat.categories)
+        if value not in cats:
+            return frame.iloc[0:0]
+        return frame[col.cat.codes.to_numpy() == cats.index(value)]
+    return frame[is_in(col, value)]
 
 
 def is_in(series: Any, *values: str) -> BoolArray:

@@ -22,6 +22,11 @@ enforcement is used (observed ``binding_enforced``, path effects).
 all flows of the same ``client_id``; the attacker who can use it mints tokens bound to nothing it
 lacks, so ``BR(RT) = P_use * V(union + lateral)``. An integrator's token store is the sum over
 its flows.
+
+Token Binding rows evaluate the protocol *as if* every service supported it (its per-RS binding
+IDs act like audience restriction, RFC 9700 §4.10.2); ``deploy.py`` shows it cannot be deployed.
+Tokens accepted everywhere share one dense row per (mechanism, P_rep); the own-RS override is
+exact at that RS and first-order in its lateral influence.
 """
 
 from __future__ import annotations
@@ -35,7 +40,6 @@ import scipy.sparse as sp
 from tokenlib.analysis._paths import (
     FloatArray,
     as_str,
-    categorical,
     channel_matrix,
     service_lookup,
     str_codes,
@@ -156,7 +160,7 @@ def _flow_blast(
     pos: np.ndarray,
     fwd: np.ndarray,
     restricted: np.ndarray,
-    mech_per_flow: np.ndarray,
+    mech_code: np.ndarray,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """(n_reachable, direct, total) per flow for a per-flow mechanism array.
 
@@ -170,12 +174,9 @@ def _flow_blast(
     keys = _reach_keys(pos, fwd, restricted, S)
     gval = np.ones(n)
     bp = np.ones(n)
-    mech_code = np.zeros(n, dtype=np.int64)
-    for mi, m in enumerate(MECHANISMS):
-        sel = mech_per_flow == m
-        if not sel.any():
-            continue
-        mech_code[sel] = mi
+    for mi in np.unique(mech_code):
+        m = MECHANISMS[int(mi)]
+        sel = mech_code == mi
         if m == "bearer":
             continue
         k = _p_key_term(ctx, m)
@@ -228,23 +229,26 @@ def _flow_blast(
         d_u, t_u = g.value_sparse(x0)
         y = np.asarray((x0 @ g.lat).todense())
         open_ = (base + y) < 1.0  # services where the cap does not bind
-        w_open = np.asarray((g.lat @ (g.v[None, :] * open_).T).T) + g.v[None, :] * open_
+        w_lat = np.asarray((g.lat @ (g.v[None, :] * open_).T).T)
         rsi = pos[a_idx]
         beta = base[grp, rsi]
+        y_rs = y[grp, rsi]
         delta = bp[a_idx] - beta
-        corr = delta * w_open[grp, rsi]
+        # own RS exactly (no self-loops), its lateral influence to first order
+        corr = g.v[rsi] * (np.minimum(1.0, bp[a_idx] + y_rs) - np.minimum(1.0, beta + y_rs))
+        corr = corr + delta * w_lat[grp, rsi]
         n_reach[a_idx] = S
         direct[a_idx] = d_u[grp] + delta * g.v[rsi]
         total[a_idx] = t_u[grp] + corr
     return n_reach, direct, total
 
 
-def _rt_use(ctx: _Ctx, mech_per_flow: np.ndarray) -> FloatArray:
+def _rt_use(ctx: _Ctx, mech_code: np.ndarray) -> FloatArray:
     """Probability that a stolen refresh token can be redeemed (replay model weights)."""
     use = np.zeros(ctx.n)
-    for m in pd.unique(mech_per_flow):
-        sel = mech_per_flow == m
-        comps = _components(ctx, str(m), "refresh_token_theft_no_rotation")
+    for mi in np.unique(mech_code):
+        sel = mech_code == mi
+        comps = _components(ctx, MECHANISMS[int(mi)], "refresh_token_theft_no_rotation")
         use[sel] = comps[0].w[sel]
     return use
 
@@ -302,18 +306,18 @@ def blast_radius(
     labels = ["current", *MECHANISMS]
     parts = []
     for m in mechanisms:
-        mech = ctx.current if m == "current" else np.full(ctx.n, m)
+        mech = ctx.current_code if m == "current" else np.full(ctx.n, MECHANISMS.index(m))
         n_reach, direct, total = _flow_blast(ctx, g, pos, fwd, restricted, mech)
         br_rt = np.where(ctx.has_rt, _rt_use(ctx, mech) * union_v, 0.0)
         win = np.zeros(ctx.n)
-        for mm in pd.unique(mech):
+        for mm in np.unique(mech):
             sel = mech == mm
-            win[sel] = _mixture_stats(_components(ctx, str(mm), "at_rest_copy"))[0][sel]
+            win[sel] = _mixture_stats(_components(ctx, MECHANISMS[int(mm)], "at_rest_copy"))[0][sel]
         # the at-rest mean already includes P_rep at the RS; use the window given replay instead
         bp = np.ones(ctx.n)
-        for mm in pd.unique(mech):
+        for mm in np.unique(mech):
             sel = mech == mm
-            bp[sel] = _bypass(ctx, str(mm))[sel]
+            bp[sel] = _bypass(ctx, MECHANISMS[int(mm)])[sel]
         win = np.where(bp > 0, win / np.where(bp > 0, bp, 1.0), 0.0)
         parts.append(
             pd.DataFrame(
@@ -326,7 +330,10 @@ def blast_radius(
                     "mechanism": pd.Categorical.from_codes(
                         np.full(ctx.n, labels.index(m)), categories=labels
                     ),
-                    "applied_mechanism": categorical(mech, MECHANISMS),
+                    "applied_mechanism": pd.Categorical.from_codes(
+                        mech,
+                        categories=list(MECHANISMS),
+                    ),
                     "n_reachable": n_reach.astype(np.int64),
                     "br_direct": direct,
                     "br_lateral": total - direct,
@@ -385,11 +392,13 @@ def lateral_paths(
     svc = services.reset_index(drop=True)
     ids = svc["service_id"].astype(str).tolist()
     adj = service_graph(svc)
-    mech = ctx.current if mechanism == "current" else np.full(ctx.n, mechanism)
+    mech = (
+        ctx.current_code if mechanism == "current" else np.full(ctx.n, MECHANISMS.index(mechanism))
+    )
     bp = np.ones(ctx.n)
-    for m in pd.unique(mech):
+    for m in np.unique(mech):
         sel = mech == m
-        bp[sel] = _bypass(ctx, str(m))[sel]
+        bp[sel] = _bypass(ctx, MECHANISMS[int(m)])[sel]
     alone = bp >= 1.0 - 1e-12
     pos = pd.Index(ids).get_indexer(flows["resource_server"].astype(str))
     fwd = flows["forwards_token"].to_numpy(dtype=bool)

@@ -33,6 +33,8 @@ from tokenlib.analysis._paths import (
     is_in,
     map_values,
     path_codes,
+    require_columns,
+    rows_where,
     service_lookup,
     str_codes,
 )
@@ -75,7 +77,7 @@ REASONS: dict[int, tuple[str, str]] = {
     16: (
         "rs_unsupported",
         (
-            "the resource server does not support it yet; until it does a bound "
+            "the resource server does not support it yet, and until it does a bound "
             "token is accepted as bearer (RFC 9449 §7.2)"
         ),
     ),
@@ -189,6 +191,7 @@ def deployability(
     cert_support, rs_support_now, rs_support, hop_support_now, hop_support, in_use,
     client_change, rs_change, hop_changes, n_changes, reason_bits, reasons``.
     """
+    require_columns(flows, services)
     table = support if support is not None else load_component_support()
     pos, svc = service_lookup(flows, services)
     feats = features(flows)
@@ -313,7 +316,7 @@ def deployment_cost(
     p = params or ModelParameters.from_reference()
     fam = family_of(mechanism)
     d = deploy if deploy is not None else deployability(flows, services, p, mechanisms=[fam])
-    d = d[d["mechanism"].astype(str) == fam].reset_index(drop=True)
+    d = rows_where(d, "mechanism", fam).reset_index(drop=True)
     n = len(flows)
     ccodes, _ = str_codes(flows["client_id"])
     rcodes, _ = str_codes(flows["resource_server"])
@@ -338,7 +341,9 @@ def deployment_cost(
     return pd.DataFrame(
         {
             "flow_id": flows["flow_id"].array,
-            "mechanism": mechanism,
+            "mechanism": pd.Categorical.from_codes(
+                np.zeros(n, dtype=np.int64), categories=[mechanism]
+            ),
             "one_off_usd": one_off,
             "per_request_usd": per_req if fam != "bearer" else np.zeros(n),
             "cost_usd": one_off + per_req,

@@ -391,12 +391,24 @@ def load_crypto_costs(path: str | os.PathLike[str] | None = None) -> CryptoCosts
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return fallback
-    sign = _find_number(data, ("create",), ("verify",)) or _find_number(
-        data, ("sign",), ("verify",)
+    timings = data.get("timings") if isinstance(data, Mapping) else None
+    if isinstance(timings, Mapping) and {"create_proof", "verify_proof"} <= set(timings):
+        # tokenlib's own benchmarks/bench_dpop.py layout: timings.<op>.median in ``unit``
+        unit = str(data.get("unit", "microseconds")).lower()
+        scale = next(
+            (f for w, f in (("nano", 1e-9), ("micro", 1e-6), ("milli", 1e-3)) if w in unit), 1.0
+        )
+        try:
+            c = float(timings["create_proof"]["median"]) * scale
+            v = float(timings["verify_proof"]["median"]) * scale
+        except (KeyError, TypeError, ValueError):
+            return fallback
+        return CryptoCosts(c, v, "sourced", f"{p.name}: timings.create_proof/verify_proof median")
+    avoid = ("ratio", "target", "_vs_")
+    sign = _find_number(data, ("create",), ("verify", *avoid)) or _find_number(
+        data, ("sign",), ("verify", *avoid)
     )
-    verify = _find_number(data, ("verify",), ("cache", "replay", "redis", "nonce"))
-    if verify is None:
-        verify = _find_number(data, ("verify",), ())
+    verify = _find_number(data, ("verify",), ("cache", "replay", "redis", "nonce", *avoid))
     if sign is None or verify is None:
         return fallback
     return CryptoCosts(

@@ -36,6 +36,7 @@ __all__ = [
     "color_for",
     "deployability_matrix",
     "format_duration",
+    "format_number",
     "format_usd",
     "incremental_adoption_curve",
     "lateral_paths_ranked",
@@ -132,6 +133,19 @@ def format_duration(seconds: float) -> str:
         if abs(s) >= size:
             return f"{s / size:.3g} {unit}"
     return f"{s:.3g} s"
+
+
+def format_number(value: float) -> str:
+    """Compact number for axis ticks: ``1_250_000`` -> ``"1.25M"`` (no ``1e6`` offset text)."""
+    v = float(value)
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= size:
+            return f"{v / size:.3g}{unit}"
+    return f"{v:.3g}"
+
+
+def _compact_axis(axis: Any) -> None:
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: format_number(v)))
 
 
 def format_usd(value: float) -> str:
@@ -421,8 +435,9 @@ def blast_radius_before_after(
         ax.scatter(before, y, s=70, color=color_for("before"), label="before", zorder=2)
         ax.scatter(after, y, s=70, color=color_for("after"), label="after", zorder=3, marker="D")
         ax.set_yticks(y, [str(v) for v in ordered[label_col]])
+        _compact_axis(ax.xaxis)
         ax.set_xlim(left=0)
-        ax.legend(loc="lower right")
+        ax.legend(loc="lower left")
         return _finish(fig, ax, title, xlabel, "", note)
 
 
@@ -449,6 +464,7 @@ def lateral_paths_ranked(
             linewidth=0.5,
         )
         ax.tick_params(axis="y", labelsize=9)
+        _compact_axis(ax.xaxis)
         ax.grid(axis="y", visible=False)
         return _finish(fig, ax, title, xlabel, "", note)
 
@@ -673,6 +689,7 @@ def sweep(
                 label=str(label),
                 color=color_for(str(label), i),
             )
+        _compact_axis(ax.yaxis)
         if percent_y:
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.0%}"))
         if series_col:

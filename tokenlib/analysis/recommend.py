@@ -30,7 +30,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tokenlib.analysis._paths import as_str, channel_matrix, features, service_lookup
+from tokenlib.analysis._paths import (
+    as_str,
+    channel_matrix,
+    features,
+    rows_where,
+    service_lookup,
+)
 from tokenlib.analysis.deploy import deployability, deployment_cost, reason_text
 from tokenlib.analysis.params import ModelParameters
 from tokenlib.analysis.replay import exposure_by_mechanism
@@ -62,7 +68,7 @@ RECOMMEND_REASONS: dict[int, str] = {
         "keep header sanitisation verified (RFC 9440 §4)"
     ),
     4: (
-        "browser client: DPoP with a non-extractable WebCrypto key; XSS can "
+        "browser client: DPoP with a non-extractable WebCrypto key, though XSS can "
         "still mint proofs or start a new flow (RFC 9449 §11.4)"
     ),
     8: "mobile or native client: DPoP with a key in the platform keystore (RFC 9449 §1)",
@@ -80,10 +86,10 @@ RECOMMEND_REASONS: dict[int, str] = {
         " nonces bound proof replay (RFC 9449 §11.1)"
     ),
     256: (
-        "the resource server must be upgraded first; until then a bound token "
+        "the resource server must be upgraded first, until then a bound token "
         "is accepted as bearer (RFC 9449 §7.2)"
     ),
-    512: "no binding mechanism is deployable on this flow; bearer is accepted as residual risk",
+    512: "no binding mechanism is deployable on this flow: bearer is accepted as residual risk",
     1024: "already uses this mechanism",
     2048: (
         "the client is a workload but TLS is terminated on the path: DPoP "
@@ -91,12 +97,16 @@ RECOMMEND_REASONS: dict[int, str] = {
     ),
     4096: (
         "binding is deployable but unlikely to succeed or removes too little of"
-        " this flow's exposure (A21/A22); bearer is accepted as residual risk"
+        " this flow's exposure (A21/A22): bearer is accepted as residual risk"
     ),
     8192: (
         "a hop terminates TLS without forwarding the certificate, so the RS "
         "cannot check the binding: reconfigure it to sanitised forwarding (RFC "
         "8705 §6.5, RFC 9440)"
+    ),
+    16384: (
+        "DPoP binds the token to a key the client holds: a copied token alone no longer "
+        "replays, and a captured proof only for one method and URL (RFC 9449)"
     ),
 }
 
@@ -108,6 +118,7 @@ CONTROLS: dict[int, str] = {
     16: "keep tokens out of logs, HAR files and crash dumps",
     32: "exchange instead of forwarding tokens downstream (RFC 8693)",
     64: "restrict token use by network location (IP allow-lists)",
+    128: "review this accepted risk at the next access review and alert on token reuse anomalies",
 }
 
 
@@ -149,7 +160,7 @@ def recommend(
     n = len(flows)
 
     def col(mech: str, name: str) -> np.ndarray:
-        sub = dep[dep["mechanism"].astype(str) == mech]
+        sub = rows_where(dep, "mechanism", mech)
         return np.asarray(sub[name].to_numpy())
 
     pos, svc = service_lookup(flows, services)
@@ -201,6 +212,7 @@ def recommend(
     bits |= np.where(use_mtls & e2e & ~all_pt, 1 | 2, 0)
     bits |= np.where(use_mtls & (n_tnf > 0), 8192, 0)
     is_dpop = use_nonce | use_dpop
+    bits |= np.where(is_dpop, 16384, 0)
     bits |= np.where(is_dpop & (kind == "browser_spa"), 4, 0)
     bits |= np.where(is_dpop & (kind == "mobile_app"), 8, 0)
     bits |= np.where(is_dpop & ~all_pt, 16, 0)
@@ -254,6 +266,7 @@ def recommend(
     ctrl |= np.where(is_b & leaky, 16, 0)
     ctrl |= np.where(is_b & flows["forwards_token"].to_numpy(dtype=bool), 32, 0)
     ctrl |= np.where(is_b & (kind == "partner_integrator"), 64, 0)
+    ctrl |= np.where(is_b, 128, 0)
     blockers = reason_text(
         np.where(is_b, col("mtls", "reason_bits") | col("dpop", "reason_bits"), 0)
     )
@@ -302,6 +315,7 @@ def export_recommendations(rec: pd.DataFrame, path: str | os.PathLike[str]) -> P
     data = rec.sort_values("priority") if "priority" in rec.columns else rec
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.chmod(tmp, 0o644)  # a review document, not a secret (mkstemp defaults to 0600)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             data.to_csv(fh, index=False)
         os.replace(tmp, target)

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from tokenlib.analysis._paths import (
     BoolArray,
@@ -58,6 +59,7 @@ from tokenlib.analysis._paths import (
     features,
     is_in,
     map_values,
+    require_columns,
     service_lookup,
     str_codes,
 )
@@ -170,6 +172,7 @@ class _Ctx:
     at_rest: BoolArray
     in_transit: BoolArray
     current: np.ndarray
+    current_code: np.ndarray
     params: ModelParameters
 
 
@@ -184,26 +187,39 @@ def current_mechanism(flows: pd.DataFrame, services: pd.DataFrame) -> pd.Series:
     return pd.Series(categorical(out, MECHANISMS), index=flows.index, name="mechanism")
 
 
-def _current_array(flows: pd.DataFrame, pos: np.ndarray, svc: pd.DataFrame) -> np.ndarray:
-    binding = as_str(flows["binding"])
-    cache = as_str(svc["jti_cache"])[pos]
+def _current_codes(flows: pd.DataFrame, pos: np.ndarray, svc: pd.DataFrame) -> np.ndarray:
+    """Index into ``MECHANISMS`` of each flow's mechanism today."""
+    cache = np.asarray(as_str(svc["jti_cache"]))[pos]
     nonce = svc["requires_nonce"].to_numpy(dtype=bool)[pos]
     dpop = np.where(
         nonce,
-        "dpop_nonce",
+        MECHANISMS.index("dpop_nonce"),
         np.where(
             cache == "shared",
-            "dpop_shared_cache",
-            np.where(cache == "per_instance", "dpop_per_instance_cache", "dpop_no_cache"),
+            MECHANISMS.index("dpop_shared_cache"),
+            np.where(
+                cache == "per_instance",
+                MECHANISMS.index("dpop_per_instance_cache"),
+                MECHANISMS.index("dpop_no_cache"),
+            ),
         ),
     )
     return np.asarray(
-        np.where(binding == "dpop", dpop, np.where(binding == "mtls", "mtls", "bearer")),
-        dtype=object,
+        np.where(
+            is_in(flows["binding"], "dpop"),
+            dpop,
+            np.where(is_in(flows["binding"], "mtls"), MECHANISMS.index("mtls"), 0),
+        ),
+        dtype=np.int64,
     )
 
 
+def _current_array(flows: pd.DataFrame, pos: np.ndarray, svc: pd.DataFrame) -> np.ndarray:
+    return np.asarray(np.array(MECHANISMS, dtype=object)[_current_codes(flows, pos, svc)])
+
+
 def _context(flows: pd.DataFrame, services: pd.DataFrame, params: ModelParameters) -> _Ctx:
+    require_columns(flows, services)
     p = params
     n = len(flows)
     pos, svc = service_lookup(flows, services)
@@ -250,6 +266,8 @@ def _context(flows: pd.DataFrame, services: pd.DataFrame, params: ModelParameter
         coresident |= chans[c]
     iat_past = svc["iat_past_s"].to_numpy(dtype=float)[pos]
     iat_past = np.where(np.isfinite(iat_past) & (iat_past > 0), iat_past, p.dpop_iat_past_default_s)
+    current_code = _current_codes(flows, pos, svc)
+    current = np.asarray(np.array(MECHANISMS, dtype=object)[current_code])
     return _Ctx(
         n=n,
         L=flows["access_token_lifetime_s"].to_numpy(dtype=float),
@@ -286,7 +304,8 @@ def _context(flows: pd.DataFrame, services: pd.DataFrame, params: ModelParameter
         client_path=as_str(feats["client_path"]),
         at_rest=at_rest,
         in_transit=in_transit,
-        current=_current_array(flows, pos, svc),
+        current=current,
+        current_code=current_code,
         params=p,
     )
 
@@ -585,8 +604,7 @@ def _conditional_quantiles(
 
 
 def _check_frames(flows: pd.DataFrame, services: pd.DataFrame) -> None:
-    if not isinstance(flows, pd.DataFrame) or not isinstance(services, pd.DataFrame):
-        raise TypeError("flows and services must be pandas DataFrames (see the inventory contract)")
+    require_columns(flows, services)
 
 
 def replay_windows(
@@ -611,59 +629,58 @@ def replay_windows(
     params = params or ModelParameters.from_reference()
     ctx = _context(flows, services, params)
     mechs, scens = list(mechanisms), list(scenarios)
-    cols: dict[str, list[FloatArray]] = {
-        k: [] for k in ("p_replay", "expected_window_s", "p50_s", "p90_s", "max_proof_replays")
-    }
-    mech_codes, scen_codes = [], []
-    for mech in mechs:
-        mpr = max_proof_replays(ctx, mech)
-        for scen in scens:
-            comps = _components(ctx, mech, scen)
-            mean, ppos = _mixture_stats(comps)
-            if quantiles:
-                p50, p90 = _conditional_quantiles(comps, ppos, (0.5, 0.9))
-            else:
-                p50 = p90 = np.full(ctx.n, np.nan)
-            cols["p_replay"].append(ppos)
-            cols["expected_window_s"].append(mean)
-            cols["p50_s"].append(p50)
-            cols["p90_s"].append(p90)
-            cols["max_proof_replays"].append(mpr)
-            mech_codes.append(MECHANISMS.index(mech))
-            scen_codes.append(SCENARIOS.index(scen))
-    k = len(mech_codes)
+    cells = [(m, sc) for m in mechs for sc in scens]
+    k, n = len(cells), ctx.n
+    names = [
+        "p_replay",
+        "expected_window_s",
+        "expected_window_if_possible_s",
+        "p50_s",
+        "p90_s",
+        "max_proof_replays",
+    ]
+    block = np.empty((k * n, len(names)), order="F")
+    mech_codes = np.empty(k, dtype=np.int64)
+    scen_codes = np.empty(k, dtype=np.int64)
+    for i, (mech, scen) in enumerate(cells):
+        comps = _components(ctx, mech, scen)
+        mean, ppos = _mixture_stats(comps)
+        rows = slice(i * n, (i + 1) * n)
+        block[rows, 0] = ppos
+        block[rows, 1] = mean
+        block[rows, 2] = np.divide(mean, ppos, out=np.zeros(n), where=ppos > 0)
+        if quantiles:
+            p50, p90 = _conditional_quantiles(comps, ppos, (0.5, 0.9))
+            block[rows, 3] = p50
+            block[rows, 4] = p90
+        else:
+            block[rows, 3:5] = np.nan
+        block[rows, 5] = max_proof_replays(ctx, mech)
+        mech_codes[i] = MECHANISMS.index(mech)
+        scen_codes[i] = SCENARIOS.index(scen)
     fcodes, fids = str_codes(flows["flow_id"])
     pcodes, puniq = str_codes(ctx.client_path)
-    ccodes = pd.Index(list(MECHANISMS)).get_indexer(ctx.current)
-    ppos_all = np.concatenate(cols["p_replay"]) if k else np.zeros(0)
-    mean_all = np.concatenate(cols["expected_window_s"]) if k else np.zeros(0)
-    out = pd.DataFrame(
-        {
-            "flow_id": pd.Categorical.from_codes(
-                np.tile(fcodes, k), categories=pd.Index(fids, dtype=object)
-            ),
-            "client_path": pd.Categorical.from_codes(
-                np.tile(pcodes, k), categories=pd.Index(puniq, dtype=object)
-            ),
-            "current_mechanism": pd.Categorical.from_codes(
-                np.tile(ccodes, k), categories=list(MECHANISMS)
-            ),
-            "mechanism": pd.Categorical.from_codes(
-                np.repeat(mech_codes, ctx.n), categories=list(MECHANISMS)
-            ),
-            "scenario": pd.Categorical.from_codes(
-                np.repeat(scen_codes, ctx.n), categories=list(SCENARIOS)
-            ),
-            "possible": ppos_all > 0,
-            "p_replay": ppos_all,
-            "expected_window_s": mean_all,
-            "expected_window_if_possible_s": np.where(
-                ppos_all > 0, mean_all / np.where(ppos_all > 0, ppos_all, 1.0), 0.0
-            ),
-            "p50_s": np.concatenate(cols["p50_s"]) if k else np.zeros(0),
-            "p90_s": np.concatenate(cols["p90_s"]) if k else np.zeros(0),
-            "max_proof_replays": np.concatenate(cols["max_proof_replays"]) if k else np.zeros(0),
-        }
+    i8 = np.int8
+    out = pd.DataFrame(block, columns=names, copy=False)
+    out.insert(0, "possible", block[:, 0] > 0)
+    cat = pd.Categorical.from_codes
+    out.insert(0, "scenario", cat(np.repeat(scen_codes.astype(i8), n), categories=list(SCENARIOS)))
+    out.insert(
+        0, "mechanism", cat(np.repeat(mech_codes.astype(i8), n), categories=list(MECHANISMS))
+    )
+    out.insert(
+        0,
+        "current_mechanism",
+        cat(np.tile(ctx.current_code.astype(i8), k), categories=list(MECHANISMS)),
+    )
+    out.insert(
+        0,
+        "client_path",
+        cat(np.tile(pcodes.astype(i8), k), categories=pd.Index(puniq, dtype=object)),
+    )
+    fdt = np.int32 if len(fids) < 2**31 - 1 else np.int64
+    out.insert(
+        0, "flow_id", cat(np.tile(fcodes.astype(fdt), k), categories=pd.Index(fids, dtype=object))
     )
     return out
 
@@ -787,21 +804,33 @@ def window_survival(
         groups = ctx.client_path
     else:
         groups = as_str(flows[by])
-    codes, uniq = pd.factorize(pd.Series(groups), sort=True)
+    codes, uniq = pd.factorize(np.asarray(groups, dtype=object), sort=True)
+    codes = np.asarray(codes, dtype=np.int64)
     counts = np.bincount(codes, minlength=len(uniq)).astype(float)
     rows = []
     for mech in mechanisms:
         comps = _components(ctx, mech, scenario)
+        # Flows with identical component parameters share one survival evaluation.
+        cols = [codes.astype(float)]
+        for c in comps:
+            cols += [c.w, c.a, c.b, c.rho]
+        frame = pd.DataFrame(np.column_stack(cols))
+        inv = frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
+        first = np.unique(inv, return_index=True)[1]
+        weight = np.bincount(inv).astype(float)
+        sub = [_Comp(c.kind, c.w[first], c.a[first], c.b[first], c.rho[first], c.d) for c in comps]
         acc = np.zeros((len(uniq), len(tt)))
-        for start in range(0, ctx.n, 20_000):
-            sl = slice(start, start + 20_000)
-            sub = [_Comp(c.kind, c.w[sl], c.a[sl], c.b[sl], c.rho[sl], c.d) for c in comps]
-            s = _mixture_surv(sub, tt[None, :])
-            np.add.at(acc, codes[sl], s)
+        for start in range(0, len(first), 50_000):
+            sl = slice(start, start + 50_000)
+            part = [_Comp(c.kind, c.w[sl], c.a[sl], c.b[sl], c.rho[sl], c.d) for c in sub]
+            surv = _mixture_surv(part, tt[None, :])
+            g = codes[first[sl]]
+            ind = sp.csr_matrix((weight[sl], (g, np.arange(len(g)))), shape=(len(uniq), len(g)))
+            acc += ind @ surv
         acc /= counts[:, None]
-        for gi, g in enumerate(uniq):
+        for gi, g_name in enumerate(uniq):
             rows.append(
-                pd.DataFrame({"group": g, "mechanism": mech, "t_s": tt, "survival": acc[gi]})
+                pd.DataFrame({"group": g_name, "mechanism": mech, "t_s": tt, "survival": acc[gi]})
             )
     return pd.concat(rows, ignore_index=True)
 
@@ -885,7 +914,7 @@ def exposure_by_mechanism(
     for m in mechs:
         if m not in MECHANISMS:
             raise ValueError(f"unknown mechanism {m!r}; expected one of {MECHANISMS}")
-    cur_codes = pd.Index(list(MECHANISMS)).get_indexer(ctx.current)
+    cur_codes = ctx.current_code
     present = [
         MECHANISMS[i] for i in np.flatnonzero(np.bincount(cur_codes, minlength=len(MECHANISMS)))
     ]
@@ -919,17 +948,74 @@ def replay_by_client_path(windows: pd.DataFrame) -> pd.DataFrame:
     ``mean_p_replay``, ``mean_window_s``, ``median_window_s``, ``p90_window_s`` (over flows of
     the unconditional expected window) and ``is_current_share`` (share of flows using it today).
     """
-    w = windows.assign(
-        _cur=(windows["mechanism"].astype(str) == windows["current_mechanism"].astype(str))
+    cp = windows["client_path"]
+    cp = cp if isinstance(cp.dtype, pd.CategoricalDtype) else cp.astype("category")
+
+    def codes_of(col: str, cats: tuple[str, ...]) -> np.ndarray:
+        c = windows[col]
+        if isinstance(c.dtype, pd.CategoricalDtype) and tuple(c.cat.categories) == cats:
+            return np.asarray(c.cat.codes)
+        return np.asarray(pd.Categorical(c, categories=list(cats)).codes)
+
+    c_m = codes_of("mechanism", MECHANISMS)
+    c_s = codes_of("scenario", SCENARIOS)
+    c_cur = codes_of("current_mechanism", MECHANISMS)
+    nkey = len(cp.cat.categories) * len(MECHANISMS) * len(SCENARIOS)
+    kt = np.int16 if nkey < 32_000 else np.int32
+    key = (np.asarray(cp.cat.codes).astype(kt) * len(MECHANISMS) + c_m) * len(SCENARIOS) + c_s
+    key = key.astype(kt, copy=False)
+    order = np.argsort(key, kind="stable")  # radix sort on small integers
+    ks = key[order]
+    vals = windows["expected_window_s"].to_numpy(dtype=float)[order]
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    ends = np.r_[starts[1:], len(ks)]
+    counts = np.bincount(key, minlength=nkey).astype(float)
+
+    def mean_of(x: np.ndarray) -> np.ndarray:
+        return np.asarray(
+            np.bincount(key, weights=x.astype(float), minlength=nkey) / np.maximum(counts, 1)
+        )
+
+    m_poss = mean_of(windows["possible"].to_numpy(dtype=bool))
+    m_p = mean_of(windows["p_replay"].to_numpy(dtype=float))
+    m_w = mean_of(windows["expected_window_s"].to_numpy(dtype=float))
+    m_cur = mean_of(c_m == c_cur)
+    rows = []
+    cats = list(cp.cat.categories)
+    for a, b in zip(starts, ends, strict=True):
+        k = int(ks[a])
+        q50, q90 = np.quantile(vals[a:b], [0.5, 0.9])
+        rest, si = divmod(k, len(SCENARIOS))
+        ci, mi = divmod(rest, len(MECHANISMS))
+        rows.append(
+            (
+                cats[ci],
+                MECHANISMS[mi],
+                SCENARIOS[si],
+                int(counts[k]),
+                m_poss[k],
+                m_p[k],
+                m_w[k],
+                q50,
+                q90,
+                m_cur[k],
+            )
+        )
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            "client_path",
+            "mechanism",
+            "scenario",
+            "n_flows",
+            "share_possible",
+            "mean_p_replay",
+            "mean_window_s",
+            "median_window_s",
+            "p90_window_s",
+            "is_current_share",
+        ],
     )
-    g = w.groupby(["client_path", "mechanism", "scenario"], observed=True)
-    out = g.agg(
-        n_flows=("flow_id", "size"),
-        share_possible=("possible", "mean"),
-        mean_p_replay=("p_replay", "mean"),
-        mean_window_s=("expected_window_s", "mean"),
-        median_window_s=("expected_window_s", "median"),
-        p90_window_s=("expected_window_s", lambda s: float(np.quantile(s, 0.9))),
-        is_current_share=("_cur", "mean"),
-    )
-    return out.reset_index()
+    out["mechanism"] = pd.Categorical(out["mechanism"], categories=list(MECHANISMS))
+    out["scenario"] = pd.Categorical(out["scenario"], categories=list(SCENARIOS))
+    return out.sort_values(["client_path", "mechanism", "scenario"], ignore_index=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import html
 import importlib
 import json
@@ -50,6 +51,7 @@ NOTEBOOK_NAME_RE = re.compile(r"^\d{2}_[a-z0-9_]+\.ipynb$")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_NOTEBOOKS = PROJECT_ROOT / "notebooks"
 QUICK_N_SIM = 2_000
+HEADLINE_CSV = "headline_numbers.csv"
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 _WIDGET_NOTE = "[interactive control: open this notebook in JupyterLab to use it]"
 
@@ -264,7 +266,7 @@ def _title_and_summary(nb: Any, fallback: str) -> tuple[str, str]:
             continue
         title = lines[0].lstrip("#").strip() if lines[0].startswith("#") else fallback
         rest = [line for line in lines[1:] if not line.startswith("#")]
-        return title, rest[0] if rest else ""
+        return title, re.sub(r"\*\*|\*|`", "", rest[0]) if rest else ""
     return fallback, ""
 
 
@@ -336,12 +338,14 @@ def _write_index(
     )
     downloads = "\n".join(f'<li><a href="exports/{e(x)}">{e(x)}</a></li>' for x in exports)
     facts = " · ".join(f"{e(str(k))}: {e(str(v))}" for k, v in meta.items() if v is not None)
+    headline = _headline_table(tmp / "exports" / HEADLINE_CSV)
     page = _INDEX.format(
         generated=e(generated),
         facts=facts,
         rows=rows,
         gallery=gallery or "<p>No figures.</p>",
         downloads=downloads or "<li>none</li>",
+        headline=headline,
     )
     _write_text(tmp / "index.html", page)
     manifest = {
@@ -353,6 +357,28 @@ def _write_index(
         "exports": list(exports),
     }
     _write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def _headline_table(path: Path) -> str:
+    """The overview notebook's headline numbers (``finding,value`` CSV) as an HTML table."""
+    if not path.exists():
+        return ""
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))[1:]
+    cells = "\n".join(
+        f"<tr><td>{html.escape(r[0])}</td><td>{html.escape(_number(r[1]))}</td></tr>"
+        for r in rows
+        if len(r) >= 2
+    )
+    return f'<h2>Headline numbers</h2>\n<table class="headline">\n{cells}\n</table>'
+
+
+def _number(text: str) -> str:
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return f"{value:,.0f}" if value.is_integer() else f"{value:.3g}"
 
 
 def _swap_in(tmp: Path, out_dir: Path) -> None:
@@ -391,6 +417,7 @@ table {{ border-collapse: collapse; width: 100%; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: .5em; text-align: left; vertical-align: top; }}
 .s {{ color: #555; font-size: .9em; }}
 .meta {{ color: #555; }}
+table.headline {{ width: auto; }} table.headline td:last-child {{ text-align: right; }}
 .gallery {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr));
            gap: 1em; }}
 figure {{ margin: 0; }} figure img {{ width: 100%; border: 1px solid #eee; }}
@@ -398,6 +425,7 @@ figure {{ margin: 0; }} figure img {{ width: 100%; border: 1px solid #eee; }}
 <body>
 <h1>tokenlib report: replay windows, blast radius and deployability</h1>
 <p class="meta">Generated {generated} · {facts}</p>
+{headline}
 <h2>Notebooks</h2>
 <table><thead><tr><th>Notebook</th><th colspan="3">Pages</th><th>Run time</th></tr></thead>
 <tbody>

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from tokenlib.analysis._paths import as_str, features, service_lookup
+from tokenlib.analysis._paths import as_str, features, rows_where, service_lookup
 from tokenlib.analysis.blast import blast_radius
 from tokenlib.analysis.deploy import deployability, timeline_deployability
 from tokenlib.analysis.params import ModelParameters, parameter_specs
@@ -76,7 +76,7 @@ def _reduction(
 ) -> float:
     exp = exposure_by_mechanism(flows, services, p, mechanisms=["bearer", mech])
     if path is not None:
-        exp = exp[exp["client_path"].astype(str) == path]
+        exp = rows_where(exp, "client_path", path)
     return 1.0 - _ratio(float(exp[f"exposure_{mech}"].sum()), float(exp["exposure_bearer"].sum()))
 
 
@@ -106,7 +106,7 @@ def _m_mtls_vs_dpop_backend(
     flows: pd.DataFrame, services: pd.DataFrame, p: ModelParameters
 ) -> float:
     exp = exposure_by_mechanism(flows, services, p, mechanisms=["mtls", "dpop_nonce"])
-    e = exp[exp["client_path"].astype(str) == "backend_e2e"]
+    e = rows_where(exp, "client_path", "backend_e2e")
     return _ratio(float(e["exposure_mtls"].sum()), float(e["exposure_dpop_nonce"].sum()))
 
 

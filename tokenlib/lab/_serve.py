@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -33,7 +34,7 @@ from typing import Any, Final, Literal
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["ASGIApp", "ServedApp", "TLSScopeH11Protocol", "serve"]
+__all__ = ["ASGIApp", "ServedApp", "TLSScopeH11Protocol", "serve", "server_ssl_context"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -83,6 +84,32 @@ class TLSScopeH11Protocol(H11Protocol):
         super().shutdown()
         if idle and self.transport.get_extra_info("ssl_object") is not None:
             self.transport.abort()
+
+
+def server_ssl_context(
+    cert_file: str | os.PathLike[str],
+    key_file: str | os.PathLike[str],
+    *,
+    ca_file: str | os.PathLike[str] | None = None,
+    client_cert: Literal["none", "optional", "required"] = "none",
+) -> ssl.SSLContext:
+    """A TLS server context (TLS 1.2+, HTTP/1.1 ALPN) for :class:`ServedApp`.
+
+    ``client_cert`` is uvicorn's ``ssl_cert_reqs``: ``"optional"`` requests a client
+    certificate (validated against ``ca_file`` when sent), ``"required"`` refuses the
+    handshake without one. Python's ``ssl`` validates every certificate it accepts, so
+    a self-signed client certificate must itself be loaded as a CA.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert_file, key_file)
+    ctx.set_alpn_protocols(["http/1.1"])
+    if client_cert != "none":
+        if ca_file is None:
+            raise ValueError("requesting client certificates needs ca_file to validate them")
+        ctx.load_verify_locations(cafile=ca_file)
+        ctx.verify_mode = ssl.CERT_REQUIRED if client_cert == "required" else ssl.CERT_OPTIONAL
+    return ctx
 
 
 def _check_loopback(host: str) -> None:
@@ -152,7 +179,9 @@ class ServedApp:
         its own URL before :meth:`start`). Idempotent."""
         if self._sock is None:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            # proto=IPPROTO_TCP: asyncio only sets TCP_NODELAY on accepted sockets whose
+            # proto says TCP; with proto 0 Nagle adds ~40 ms to every response.
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((self.host, self._requested_port))

@@ -19,6 +19,12 @@
 * ``POST /introspect`` — RFC 7662, for authenticated clients; the response keeps
   ``cnf`` and says ``token_type: DPoP`` for DPoP-bound tokens.
 
+Certificates come from the TLS connection (ASGI TLS extension, see
+:mod:`tokenlib.lab._serve`); the server's TLS context decides which are accepted.
+Python's ``ssl`` cannot request a client certificate without validating it, so for
+``self_signed_tls_client_auth`` load each registered self-signed certificate into the
+context as a trust anchor (``ctx.load_verify_locations(cadata=pem)``).
+
 What it is not: there is no authorization endpoint, user, consent, revocation
 endpoint, persistent storage, rate limiting, key rotation or clustering; state
 (refresh tokens, assertion ``jti``s) is in memory. Use it to try tokenlib and to run
@@ -388,7 +394,8 @@ class LabAuthorizationServer:
     # ------------------------------------------------------------------------- DPoP
 
     def _proof(self, req: _Request, now: float, *, expected_jkt: str | None = None) -> Any:
-        values = [v for k, v in req.headers if k == "dpop"]
+        # A comma means a proxy merged several DPoP fields (RFC 9449 §4.3 check 1).
+        values = [part.strip() for k, v in req.headers if k == "dpop" for part in v.split(",")]
         if not values:
             return None
         if self._nonces is None:
