@@ -1,1 +1,1 @@
-"""On-demand benchmarks (``make bench`` / ``python -m benchmarks``); never part of the test suite."""
+"""On-demand benchmarks (``make bench``, ``python -m benchmarks``); never part of the tests."""

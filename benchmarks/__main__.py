@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.names or available
     unknown = sorted(set(names) - set(available))
     if unknown:
-        parser.error(f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(available)}")
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}; have: {', '.join(available)}")
     for name in names:
         module = importlib.import_module(f"benchmarks.bench_{name}")
         start = time.perf_counter()

@@ -50,6 +50,7 @@ _URL = "https://rs.example.com/api/items"
 TARGETS = {
     "verify_proof_vs_verify": 1.3,
     "request_vs_verify": 2.6,
+    "request_uncached_vs_verify": 2.6,
     "create_proof_vs_sign": 1.5,
 }
 

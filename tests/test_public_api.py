@@ -26,7 +26,8 @@ def test_every_error_is_exported() -> None:
 def test_every_error_has_an_rfc_code_and_status() -> None:
     for name in errors.__all__:
         cls = getattr(errors, name)
-        assert isinstance(cls.error, str) and cls.error
+        assert isinstance(cls.error, str)
+        assert cls.error
         assert cls.default_status in (400, 401, 403, 503)
 
 

@@ -34,5 +34,5 @@ def test_readme_example_shows_replay_and_downgrade_rejected(
     exec(compile(_blocks()[0], "README.md", "exec"), {"__name__": "__readme__"})  # noqa: S102
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2
-    assert out[0].startswith("401 DPoP") and "invalid_dpop_proof" in out[0]
-    assert out[1].startswith("401") and "invalid_token" in out[1]
+    assert out[0].startswith('401 DPoP error="invalid_dpop_proof"')
+    assert out[1].startswith('401 Bearer error="invalid_token"')
