@@ -36,3 +36,23 @@ def test_readme_example_shows_replay_and_downgrade_rejected(
     assert len(out) == 2
     assert out[0].startswith('401 DPoP error="invalid_dpop_proof"')
     assert out[1].startswith('401 Bearer error="invalid_token"')
+
+
+_ILLUSTRATION = re.compile(r"^```py\n(.*?)^```", re.S | re.M)
+
+
+def test_readme_illustrations_compile_and_import_real_names() -> None:
+    """```py blocks start servers, so they are not run; they must still compile and every
+    name they import must exist, so a rename in the library breaks this test."""
+    import ast
+    import importlib
+
+    blocks = _ILLUSTRATION.findall(README.read_text(encoding="utf-8"))
+    assert blocks
+    for block in blocks:
+        tree = ast.parse(block)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(module, alias.name), f"{node.module}.{alias.name}"

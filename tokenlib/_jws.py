@@ -1,7 +1,10 @@
 """Compact JWS signing and verification: the only module that imports pyjwt.
 
-tokenlib parses the compact serialisation itself (strictly, once) and uses pyjwt's
-algorithm objects for the signature maths. This keeps four rules in one place:
+tokenlib parses the compact serialisation itself (strictly, once) and does the
+signature maths with ``cryptography`` directly for EC and Ed25519 and with pyjwt's
+algorithm objects for RSA. It runs on every request, so the header of a token (the
+same for every token an issuer signs) is decoded once and cached by its exact segment.
+This keeps four rules in one place:
 
 * the algorithm comes from the caller's allowlist, never from the key or the token
   (``none`` and HMAC are never in it: RFC 8725 §3.1/§3.2, RFC 9449 §4.3 check 5);
