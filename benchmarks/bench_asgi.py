@@ -26,8 +26,6 @@ verification are also timed in-process to split the DPoP cost.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shutil
 import socket
 import statistics
@@ -37,11 +35,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from benchmarks._common import machine_info, write_result
 from tokenlib.asgi import DPoPMiddleware
 from tokenlib.bearer import Issuer
 from tokenlib.client import BearerAuth, DPoPAuth
@@ -51,7 +49,6 @@ from tokenlib.lab._serve import ServedApp
 from tokenlib.lab.pki import temporary_pki
 from tokenlib.server import ResourceServer
 
-RESULTS = Path(__file__).parent / "results" / "asgi.json"
 _AS = "https://as.bench.invalid"
 _AUD = "https://api.bench.invalid"
 
@@ -187,12 +184,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         )
     floor = statistics.median(samples["unprotected"])
     result: dict[str, Any] = {
-        "machine": {
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-        },
+        "machine": machine_info(),
         "transport": "HTTPS/1.1 on 127.0.0.1, TLS kept alive, uvicorn h11, httpx sync client",
         "requests_per_mode": rounds * per_round,
         "round_trip_us": {
@@ -209,11 +201,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         },
         "redis": redis_url is not None,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=RESULTS.parent, prefix=".asgi.", suffix=".json")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(result, fh, indent=2)
-    os.replace(tmp, RESULTS)
+    write_result("asgi", result)
     return result
 
 

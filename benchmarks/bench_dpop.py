@@ -21,28 +21,23 @@ one machine in one run:
 from __future__ import annotations
 
 import json
-import os
-import platform
-import statistics
 import sys
-import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jwt as pyjwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from benchmarks._common import machine_info, measure, write_result
 from tokenlib.bearer import Issuer
 from tokenlib.dpop import create_proof, verify_proof
 from tokenlib.jwk import generate_key, jwk_thumbprint
 from tokenlib.replay import MemoryReplayCache
 from tokenlib.server import ResourceServer
 
-RESULTS = Path(__file__).parent / "results" / "dpop.json"
 _ISS = "https://as.example.com"
 _AUD = "https://rs.example.com"
 _URL = "https://rs.example.com/api/items"
@@ -56,41 +51,10 @@ TARGETS = {
 }
 
 
-def _measure(
-    cases: Mapping[str, Callable[[], object]], *, number: int, repeat: int
-) -> dict[str, dict[str, float]]:
-    """Per-call microseconds: ``best`` and ``median`` over ``repeat`` interleaved rounds
-    of ``number`` calls (a noisy neighbour slows every case alike)."""
-    samples: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(repeat):
-        for name, fn in cases.items():
-            start = time.perf_counter_ns()
-            for _ in range(number):
-                fn()
-            samples[name].append((time.perf_counter_ns() - start) / number / 1000)
-    return {
-        name: {"best": round(min(values), 2), "median": round(statistics.median(values), 2)}
-        for name, values in samples.items()
-    }
-
-
 def _fresh(make: Callable[[], str], count: int) -> Callable[[], str]:
     """A callable returning a new pre-made value per call (replay-cache friendly)."""
     items: Iterator[str] = iter([make() for _ in range(count)])
     return lambda: next(items)
-
-
-def _write(result: dict[str, Any]) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".dpop.", suffix=".json", dir=RESULTS.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(result, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, RESULTS)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -156,7 +120,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         warnings.simplefilter("ignore")
         for name in ("ecdsa_p256_sign", "ecdsa_p256_verify", "pyjwt_naive", "joserfc_naive"):
             cases[name]()  # warm up (imports, key caches)
-        timings = _measure(cases, number=number, repeat=repeat)
+        timings = measure(cases, number=number, repeat=repeat)
 
     best = {name: value["best"] for name, value in timings.items()}
     ratios = {
@@ -182,15 +146,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         "ratios": ratios,
         "targets": TARGETS,
         "targets_met": met,
-        "machine": {
-            "processor": platform.processor() or platform.machine(),
-            "machine": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-        },
+        "machine": machine_info(),
     }
-    _write(result)
+    write_result("dpop", result, sort_keys=True)
     return result
 
 

@@ -17,43 +17,17 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import platform
 import resource
 import sys
 import tempfile
 import time
 import tracemalloc
-from pathlib import Path
 from typing import Any
 
+from benchmarks._common import machine_info, write_result
 from tokenlib.analysis.inventory import generate_inventory, load_inventory, write_inventory
 
-RESULTS = Path(__file__).resolve().parent / "results" / "inventory.json"
 TARGET_S = 15.0
-
-
-def _machine() -> dict[str, Any]:
-    return {
-        "processor": platform.processor() or platform.machine(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-    }
-
-
-def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -93,7 +67,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
     generate_s = min(times)
     result: dict[str, Any] = {
-        "machine": _machine(),
+        "machine": machine_info(),
         "n_flows": n_flows,
         "n_services": n_services,
         "profile": "saas",
@@ -107,7 +81,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "flows_csv_mb": round(size_mb, 1),
         "load_validate_s": round(load_s, 2),
     }
-    _write_atomic(RESULTS, result)
+    write_result("inventory", result)
     return result
 
 

@@ -22,45 +22,23 @@ from __future__ import annotations
 import gc
 import json
 import os
-import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
+from benchmarks._common import machine_info, write_result
 from tokenlib.analysis import blast, deploy, recommend, replay, sensitivity
 from tokenlib.analysis.inventory import generate_inventory
 from tokenlib.analysis.params import ModelParameters, load_crypto_costs
 
-RESULTS = Path(__file__).resolve().parent / "results" / "models.json"
 TARGET_S = 30.0
 
 
 def _machine() -> dict[str, Any]:
-    return {
-        "processor": platform.processor() or platform.machine(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-    }
-
-
-def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {**machine_info(), "load_average_1m": load}
 
 
 def _timed(timings: dict[str, float], name: str, fn: Callable[[], Any]) -> Any:
@@ -151,7 +129,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         },
         "headline_metrics_50k": {k: round(v, 6) for k, v in head.items()},
     }
-    _write_atomic(RESULTS, result)
+    write_result("models", result)
     return result
 
 

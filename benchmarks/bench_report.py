@@ -8,41 +8,15 @@ figures and CSV files produced. ``quick`` uses the report's ``--quick`` (small s
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks._common import machine_info, write_result
 from tokenlib.analysis.report import build_report
 
-RESULTS = Path(__file__).resolve().parent / "results" / "report.json"
 TARGET_S = 120.0
-
-
-def _machine() -> dict[str, Any]:
-    return {
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-    }
-
-
-def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -62,7 +36,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "notebooks_s": {p.name: round(p.seconds, 2) for p in report.pages},
         "figures": len(report.figures),
         "exports": list(report.exports),
-        "machine": _machine(),
+        "machine": machine_info(),
     }
-    _write_atomic(RESULTS, result)
+    write_result("report", result)
     return result

@@ -21,15 +21,10 @@ one machine in one run:
 from __future__ import annotations
 
 import json
-import os
-import platform
-import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import jwt as pyjwt
@@ -38,6 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from benchmarks._common import machine_info, measure, write_result
 from tokenlib.bearer import Issuer, TokenVerifier, verify_access_token
 from tokenlib.mtls import (
     cert_thumbprint,
@@ -46,30 +42,8 @@ from tokenlib.mtls import (
     verify_certificate_binding,
 )
 
-RESULTS = Path(__file__).parent / "results" / "tokens.json"
 _ISS = "https://as.example.com"
 _AUD = "https://rs.example.com"
-
-
-def _measure(
-    cases: Mapping[str, Callable[[], object]], *, number: int, repeat: int
-) -> dict[str, dict[str, float]]:
-    """Per-call microseconds for every case: ``best`` (min) and ``median`` over ``repeat``
-    rounds of ``number`` calls. Rounds interleave the cases, so a noisy neighbour on a
-    shared machine slows all of them alike instead of skewing one ratio."""
-    for fn in cases.values():
-        fn()
-    samples: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(repeat):
-        for name, fn in cases.items():
-            start = time.perf_counter_ns()
-            for _ in range(number):
-                fn()
-            samples[name].append((time.perf_counter_ns() - start) / number / 1000)
-    return {
-        name: {"best": round(min(values), 2), "median": round(statistics.median(values), 2)}
-        for name, values in samples.items()
-    }
 
 
 def _client_certificate() -> x509.Certificate:
@@ -86,30 +60,6 @@ def _client_certificate() -> x509.Certificate:
         .not_valid_after(start + timedelta(days=30))
         .sign(key, hashes.SHA256())
     )
-
-
-def _machine() -> dict[str, Any]:
-    return {
-        "processor": platform.processor() or platform.machine(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-    }
-
-
-def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # a results file, not a secret (mkstemp creates 0600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -170,20 +120,20 @@ def run(quick: bool = False) -> dict[str, Any]:
         "mtls_verify_cached": mtls_cached,
         "pyjwt_decode": naive_pyjwt,
     }
-    measured = _measure(cases, number=number, repeat=repeat)
+    measured = measure(cases, number=number, repeat=repeat, warm_up=True)
     timings = {name: value["best"] for name, value in measured.items()}
     floor = timings["ecdsa_p256_verify"]
     result: dict[str, Any] = {
         "benchmark": "tokens",
         "quick": quick,
         "measured_at": datetime.now(tz=UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": machine_info(),
         "iterations": {"number": number, "repeat": repeat},
         "us_per_op": timings,
         "us_per_op_median": {name: value["median"] for name, value in measured.items()},
         "ratio_to_ecdsa_verify": {name: round(value / floor, 2) for name, value in timings.items()},
     }
-    _write_atomic(RESULTS, result)
+    write_result("tokens", result)
     return result
 
 

@@ -30,7 +30,6 @@ import ipaddress
 import json
 import os
 import sys
-import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from tokenlib import __version__
+from tokenlib._atomic import atomic_write_bytes
 from tokenlib.errors import InvalidToken, TokenError
 from tokenlib.jwk import (
     ALGORITHMS,
@@ -125,20 +125,6 @@ def _load_key(path: str) -> PrivateKey:
         # cryptography's messages never contain key material; keep only the first line.
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CLIError(f"{path!r} is not a usable PEM private key: {reason}") from None
-
-
-def _write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
@@ -280,7 +266,7 @@ def _cmd_keys_generate(args: argparse.Namespace) -> int:
     jwk.update({"alg": args.alg, "use": "sig", "kid": args.kid or thumbprint})
     if args.public_out:
         doc = {"keys": [jwk]} if args.jwks else jwk
-        _write_atomic(Path(args.public_out), (json.dumps(doc, indent=2) + "\n").encode())
+        atomic_write_bytes(Path(args.public_out), (json.dumps(doc, indent=2) + "\n").encode())
     private_pem: str | None = None
     if args.show_private:
         private_pem = key.private_bytes(

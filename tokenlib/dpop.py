@@ -21,7 +21,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, TypeGuard, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from tokenlib import _jws
 from tokenlib._dpop_jws import (
@@ -37,7 +37,7 @@ from tokenlib._dpop_jws import (
 )
 from tokenlib._htu import normalize_htu, normalize_server_url
 from tokenlib._time import Now, resolve_now
-from tokenlib.claims import _slot_setters
+from tokenlib.claims import _is_number, _slot_setters
 from tokenlib.errors import InvalidRequest, ReplayDetected, UseDPoPNonce
 from tokenlib.jwk import (
     ALGORITHMS,
@@ -509,17 +509,6 @@ def verify_proof(
     _set[9](result, head.alg)
     _set[10](result, expires_at)
     return result
-
-
-def _is_number(value: object) -> TypeGuard[int | float]:
-    """A finite JSON number a float can hold (an int too large for one is refused, not
-    an ``OverflowError``)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
 
 
 def _check_nonce(claim_nonce: str | None, expected: str | NonceValidator, now: Now) -> None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import string
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -23,6 +21,7 @@ from typing import Any, Final
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from tokenlib._atomic import atomic_write_bytes
 from tokenlib.errors import InvalidToken, TokenError
 
 __all__ = [
@@ -375,15 +374,4 @@ def write_private_key(path: str | Path, key: PrivateKey, *, password: bytes | No
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write_bytes(target, pem, mode=0o600)

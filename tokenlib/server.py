@@ -41,6 +41,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from tokenlib._headers import Headers, collect, multiple_dpop_fields
 from tokenlib._htu import normalize_htu
 from tokenlib._time import Now, resolve_now
 from tokenlib.bearer import TokenVerifier
@@ -62,8 +63,6 @@ from tokenlib.nonce import NonceManager
 from tokenlib.replay import MemoryReplayCache, ReplayCache
 
 __all__ = ["Grant", "ResourceServer"]
-
-Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
 # RFC 9110 §11.4 credentials = auth-scheme [ 1*SP token68 ]; RFC 6750 §2.1 b64token.
 _CREDENTIALS: Final = re.compile(r"\A([!#$%&'*+\-.^_`|~0-9A-Za-z]+) +([A-Za-z0-9\-._~+/]+=*)\Z")
@@ -264,7 +263,7 @@ class ResourceServer:
         moment = resolve_now(now)
         scheme: str | None = None
         try:
-            authorization, dpop_values = _collect(headers)
+            authorization, dpop_values = collect(headers)
             if len(authorization) > 1:
                 scheme = _scheme_of(authorization[0], self.schemes)
                 raise InvalidRequest(
@@ -277,14 +276,7 @@ class ResourceServer:
                 )
             if len(dpop_values) > 1 and "DPoP" in self.schemes:
                 scheme = "DPoP"
-                raise InvalidDPoPProof(
-                    "more than one DPoP header field",
-                    details={
-                        "check": "dpop_header",
-                        "count": len(dpop_values),
-                        "rfc": "RFC 9449 §4.3 (1)",
-                    },
-                )
+                raise multiple_dpop_fields(len(dpop_values))
             if not authorization:
                 raise MissingToken(
                     "no access token was presented",
@@ -405,32 +397,6 @@ class ResourceServer:
 
 def _quoted(value: str) -> str:
     return re.sub(r"[^\x20\x21\x23-\x5b\x5d-\x7e]", "?", value)[:200]
-
-
-def _collect(headers: Headers) -> tuple[list[str], list[str]]:
-    """``Authorization`` and ``DPoP`` field values (names case-insensitive, RFC 9110
-    §5.1). A comma inside a ``DPoP`` value means a proxy merged several fields."""
-    items: Iterable[tuple[str, str]]
-    if type(headers) is list or type(headers) is tuple:
-        items = headers
-    else:
-        items = headers.items() if isinstance(headers, Mapping) else headers
-    authorization: list[str] = []
-    dpop: list[str] = []
-    for name, value in items:
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise InvalidRequest(
-                "header names and values must be strings", details={"check": "headers"}
-            )
-        lowered = name.lower()
-        if lowered == "authorization":
-            authorization.append(value.strip(" \t"))
-        elif lowered == "dpop":
-            if "," in value:
-                dpop.extend(part.strip(" \t") for part in value.split(","))
-            else:
-                dpop.append(value.strip(" \t"))
-    return authorization, dpop
 
 
 def _scheme_of(value: str, offered: Sequence[str]) -> str:

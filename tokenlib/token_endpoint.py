@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tokenlib._headers import Headers, collect, multiple_dpop_fields
 from tokenlib._htu import normalize_htu
 from tokenlib._time import Now, resolve_now
 from tokenlib.dpop import DPoPPolicy, DPoPProof, verify_proof
 from tokenlib.errors import (
     InvalidDPoPProof,
     InvalidGrant,
-    InvalidRequest,
     TokenError,
     UseDPoPNonce,
 )
@@ -49,8 +48,6 @@ __all__ = [
     "refresh_token_jkt",
     "token_response",
 ]
-
-Headers = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,16 +116,9 @@ class TokenEndpoint:
         """
         moment = resolve_now(now)
         try:
-            values = _dpop_values(headers)
+            _, values = collect(headers)
             if len(values) > 1:
-                raise InvalidDPoPProof(
-                    "more than one DPoP header field",
-                    details={
-                        "check": "dpop_header",
-                        "count": len(values),
-                        "rfc": "RFC 9449 §4.3 (1)",
-                    },
-                )
+                raise multiple_dpop_fields(len(values))
             if not values:
                 if dpop_jkt is not None or refresh_token_jkt is not None:
                     raise InvalidGrant(
@@ -243,16 +233,3 @@ def token_response(
     if scope is not None:
         body["scope"] = scope
     return body
-
-
-def _dpop_values(headers: Headers) -> list[str]:
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    out: list[str] = []
-    for name, value in items:
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise InvalidRequest(
-                "header names and values must be strings", details={"check": "headers"}
-            )
-        if name.lower() == "dpop":
-            out.extend(part.strip(" \t") for part in value.split(","))
-    return out

@@ -648,6 +648,24 @@ def test_path_features() -> None:
     assert list(feats["client_path"].cat.categories) == list(S.CLIENT_PATHS)
 
 
+def test_path_features_categorical_missing_and_malformed_paths() -> None:
+    flows = pd.DataFrame(
+        {
+            "client_kind": pd.Categorical(["service", "service", "mobile_app"]),
+            "path": pd.Categorical(["waf:terminate>cdn:passthrough", None, "waf:terminate"]),
+        },
+        index=[10, 11, 12],
+    )
+    feats = path_features(flows)
+    assert list(feats.index) == [10, 11, 12]
+    assert list(feats["n_hops"]) == [2, 0, 1]  # a missing path is a direct connection
+    assert list(feats["n_terminate_no_forward"]) == [1, 0, 1]
+    assert list(feats["client_path"]) == ["gateway_terminated", "backend_e2e", "mobile"]
+    bad = pd.DataFrame({"client_kind": ["service"], "path": ["cdn:terminate>"]})
+    with pytest.raises(ValueError, match="hop 2"):
+        path_features(bad)
+
+
 def test_exposure_matrix() -> None:
     flows = pd.DataFrame({"exposure_channels": ["app_logs;har_files", "", "integrator_storage"]})
     m = exposure_matrix(flows)

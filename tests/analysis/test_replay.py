@@ -348,26 +348,6 @@ def test_by_client_path_summary() -> None:
     assert summ["share_possible"].between(0, 1).all()
 
 
-def test_private_path_features_agree_with_inventory_loader() -> None:
-    from tokenlib.analysis._paths import own_path_features
-    from tokenlib.analysis.inventory import generate_inventory, path_features
-
-    inv = generate_inventory("saas", 2_000, seed=5)
-    mine = own_path_features(inv.flows)
-    theirs = path_features(inv.flows)
-    for col in (
-        "n_hops",
-        "n_terminating",
-        "n_terminate_no_forward",
-        "n_forward_cert",
-        "all_passthrough",
-    ):
-        assert (mine[col].to_numpy() == theirs[col].to_numpy()).all(), col
-    assert (
-        mine["client_path"].astype(str).to_numpy() == theirs["client_path"].astype(str).to_numpy()
-    ).all()
-
-
 def test_models_run_on_generated_inventory() -> None:
     from tokenlib.analysis.inventory import generate_inventory
 

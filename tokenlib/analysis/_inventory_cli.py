@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         inv = load_inventory(args.file, services=args.services, on_error="drop")
     except InventoryError as exc:
         if args.json:
-            payload = {"ok": False, "problems": [_problem(p) for p in exc.problems]}
+            payload = {"ok": False, "problems": [asdict(p) for p in exc.problems]}
             _print(json.dumps(payload, indent=2))
         else:
             _print(str(exc))
@@ -125,19 +126,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         status = "valid" if report.ok else "INVALID"
         _print(f"{status}: {report}")
     return 0 if report.ok else 1
-
-
-def _problem(p: Any) -> dict[str, Any]:
-    return {
-        "table": p.table,
-        "file": p.file,
-        "row": p.row,
-        "column": p.column,
-        "value": p.value,
-        "expected": p.expected,
-        "code": p.code,
-        "severity": p.severity,
-    }
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:

@@ -13,26 +13,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-HOP_KINDS = (
-    "cdn",
-    "waf",
-    "api_gateway",
-    "load_balancer",
-    "service_mesh_sidecar",
-    "reverse_proxy",
-)
-HOP_MODES = ("passthrough", "terminate", "terminate_forward_cert")
-CLIENT_PATHS = ("browser", "mobile", "gateway_terminated", "backend_e2e")
-CHANNELS = (
-    "app_logs",
-    "proxy_logs",
-    "browser_storage",
-    "har_files",
-    "config_files",
-    "ci_secrets",
-    "crash_dumps",
-    "integrator_storage",
-)
+from tokenlib.analysis.schema import CLIENT_PATHS, HOP_KINDS, HOP_MODES
+from tokenlib.analysis.schema import EXPOSURE_CHANNELS as CHANNELS
 
 FloatArray = npt.NDArray[np.floating[Any]]
 BoolArray = npt.NDArray[np.bool_]
@@ -125,8 +107,11 @@ def path_codes(flows: pd.DataFrame) -> tuple[IntArray, list[list[tuple[str, str]
     return codes, [parse_path(str(u)) for u in uniques]
 
 
-def own_path_features(flows: pd.DataFrame) -> pd.DataFrame:
-    """Same columns and semantics as the inventory's ``path_features`` (a test checks this)."""
+def features(flows: pd.DataFrame) -> pd.DataFrame:
+    """Per-flow path features; the implementation behind ``inventory.path_features``.
+
+    Paths are parsed once per distinct value, so the cost does not grow with the flows.
+    """
     codes, parsed = path_codes(flows)
     n_hops = np.array([len(h) for h in parsed], dtype=np.int64)
     n_fc = np.array(
@@ -151,15 +136,6 @@ def own_path_features(flows: pd.DataFrame) -> pd.DataFrame:
     ).astype(np.int8)
     out["client_path"] = pd.Categorical.from_codes(cp, categories=list(CLIENT_PATHS))
     return out
-
-
-def features(flows: pd.DataFrame) -> pd.DataFrame:
-    """Path features with the same columns and semantics as ``inventory.path_features``.
-
-    Kept private so the models stay fast (parsing happens once per distinct path) and do not
-    depend on the loader's internals; a test checks both agree.
-    """
-    return own_path_features(flows)
 
 
 def channel_matrix(flows: pd.DataFrame) -> dict[str, BoolArray]:

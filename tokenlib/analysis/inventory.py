@@ -15,10 +15,9 @@ import gzip
 import io
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
@@ -26,6 +25,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from tokenlib import _atomic
+from tokenlib.analysis import _paths
 from tokenlib.analysis import _validate as V
 from tokenlib.analysis import schema as S
 from tokenlib.analysis._synth import GENERATOR_VERSION, generate_frames
@@ -129,19 +130,7 @@ class ValidationReport:
             "aliases": [{"table": t, "given": g, "column": c} for t, g, c in self.aliases],
             "unknown_columns": [{"table": t, "column": c} for t, c in self.unknown_columns],
             "notes": list(self.notes),
-            "problems": [
-                {
-                    "table": p.table,
-                    "file": p.file,
-                    "row": p.row,
-                    "column": p.column,
-                    "value": p.value,
-                    "expected": p.expected,
-                    "code": p.code,
-                    "severity": p.severity,
-                }
-                for p in self.problems
-            ],
+            "problems": [asdict(p) for p in self.problems],
         }
 
     def __str__(self) -> str:
@@ -565,19 +554,9 @@ def table_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and os.replace."""
+    """Write ``data`` to ``path`` atomically (temp + os.replace), creating missing folders."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _atomic.atomic_write_bytes(path, data, mode=mode)
 
 
 def write_inventory(
@@ -605,13 +584,6 @@ def write_inventory(
 # --- derived features -------------------------------------------------------------------------
 
 
-def _path_stats(path: str) -> tuple[int, int, int, int]:
-    hops = [h for h in path.split(">") if h]
-    no_fwd = sum(h.endswith(":terminate") for h in hops)
-    fwd = sum(h.endswith(":terminate_forward_cert") for h in hops)
-    return len(hops), no_fwd + fwd, no_fwd, fwd
-
-
 def path_features(flows: pd.DataFrame) -> pd.DataFrame:
     """Per-flow path features (vectorised over distinct paths).
 
@@ -619,42 +591,14 @@ def path_features(flows: pd.DataFrame) -> pd.DataFrame:
     ``n_terminate_no_forward``; ``n_forward_cert``; ``all_passthrough`` (no terminating hop,
     including direct); ``client_path``: browser (browser_spa), mobile (mobile_app), else
     gateway_terminated if any hop terminates TLS, else backend_e2e (end-to-end TLS).
+    A missing path counts as direct; a malformed one raises ``ValueError``.
     """
-    codes, uniques = pd.factorize(flows["path"].astype(object), use_na_sentinel=False)
-    stats = np.array([_path_stats(str(u)) for u in uniques], dtype=np.int64).reshape(-1, 4)
-    per = stats[codes]
-    kind = flows["client_kind"].astype(object).to_numpy()
-    terminating = per[:, 1] > 0
-    client_path = np.where(
-        kind == "browser_spa",
-        "browser",
-        np.where(
-            kind == "mobile_app",
-            "mobile",
-            np.where(terminating, "gateway_terminated", "backend_e2e"),
-        ),
-    )
-    return pd.DataFrame(
-        {
-            "n_hops": per[:, 0],
-            "n_terminating": per[:, 1],
-            "n_terminate_no_forward": per[:, 2],
-            "n_forward_cert": per[:, 3],
-            "all_passthrough": ~terminating,
-            "client_path": pd.Categorical(client_path, categories=list(S.CLIENT_PATHS)),
-        },
-        index=flows.index,
-    )
+    return _paths.features(flows)
 
 
 def exposure_matrix(flows: pd.DataFrame) -> pd.DataFrame:
     """Boolean matrix: one column per exposure channel, True where the flow lists it."""
-    codes, uniques = pd.factorize(flows["exposure_channels"].astype(object), use_na_sentinel=False)
-    table = np.array(
-        [[c in set(str(u).split(";")) for c in S.EXPOSURE_CHANNELS] for u in uniques],
-        dtype=bool,
-    ).reshape(-1, len(S.EXPOSURE_CHANNELS))
-    return pd.DataFrame(table[codes], columns=list(S.EXPOSURE_CHANNELS), index=flows.index)
+    return pd.DataFrame(_paths.channel_matrix(flows), index=flows.index)
 
 
 def summary(inventory: Inventory) -> dict[str, Any]:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from matplotlib.typing import RcKeyType
+
+from tokenlib._atomic import atomic_path
 
 __all__ = [
     "MECHANISM_COLORS",
@@ -193,6 +194,36 @@ def _finish(
     return fig
 
 
+def _finish_survival(
+    fig: Figure,
+    ax: Axes,
+    t_range: tuple[float, float],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    note: str | None,
+) -> Figure:
+    """Survival-curve axes: log duration x over ``t_range``, probability y, legend, labels."""
+    lo, hi = t_range
+    _duration_axis(ax, "x", lo, hi)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(loc="upper right")
+    return _finish(fig, ax, title, xlabel, ylabel, note)
+
+
+def _percent_axis(axis: Any) -> None:
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.0%}"))
+
+
+def _series(data: pd.DataFrame, series_col: str | None, label: str) -> Iterable[tuple[Any, Any]]:
+    """``(label, rows)`` per series, or the whole frame as one series called ``label``."""
+    if not series_col:
+        return [(label, data)]
+    groups: Iterable[tuple[Any, Any]] = data.groupby(series_col, observed=True, sort=False)
+    return groups
+
+
 def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
@@ -215,16 +246,8 @@ def save_figure(fig: Figure, name: str, out_dir: str | os.PathLike[str]) -> dict
     with style():
         for fmt in ("png", "svg"):
             target = directory / f"{name}.{fmt}"
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=f".{fmt}", dir=directory)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fig.savefig(fh, format=fmt, metadata=_metadata(fmt))
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
+            with atomic_path(target) as tmp:
+                fig.savefig(tmp, format=fmt, metadata=_metadata(fmt))
             written[fmt] = target
     return written
 
@@ -330,11 +353,7 @@ def replay_window_survival(
                 color=color_for(label, i),
                 linewidth=2,
             )
-        _duration_axis(ax, "x", lo, hi)
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(-0.02, 1.02)
-        ax.legend(loc="upper right")
-        return _finish(fig, ax, title, xlabel, ylabel, note)
+        return _finish_survival(fig, ax, (lo, hi), title, xlabel, ylabel, note)
 
 
 def survival_curves(
@@ -363,11 +382,7 @@ def survival_curves(
                 color=color_for(str(label), i),
                 linewidth=2,
             )
-        _duration_axis(ax, "x", lo, hi)
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(-0.02, 1.02)
-        ax.legend(loc="upper right")
-        return _finish(fig, ax, title, xlabel, ylabel, note)
+        return _finish_survival(fig, ax, (lo, hi), title, xlabel, ylabel, note)
 
 
 def replay_window_distributions(
@@ -569,7 +584,7 @@ def adoption_timeline(
                 )
                 lines.append(f"{n}. {raw}: {label}")
         ax.set_ylim(-0.02, 1.02)
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.0%}"))
+        _percent_axis(ax.yaxis)
         ax.legend(loc="upper left")
         text = "\n".join(lines)
         if note:
@@ -597,13 +612,8 @@ def incremental_adoption_curve(
     _require(data, cols, "incremental_adoption_curve")
     with style():
         fig, ax = _figure()
-        groups = (
-            data.groupby(series_col, observed=True, sort=False)
-            if series_col
-            else [("exposure removed", data)]
-        )
         top = 0.0
-        for i, (label, g) in enumerate(groups):
+        for i, (label, g) in enumerate(_series(data, series_col, "exposure removed")):
             g = g.sort_values(x_col)
             ax.step(
                 g[x_col],
@@ -616,7 +626,7 @@ def incremental_adoption_curve(
             top = max(top, float(g[y_col].max()))
         ax.set_ylim(0.0, min(1.02, max(0.05, top * 1.15)))
         ax.set_xlim(left=0)
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.0%}"))
+        _percent_axis(ax.yaxis)
         if x_formatter is not None:
             fmt = x_formatter
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt(v)))
@@ -676,10 +686,7 @@ def sweep(
     _require(data, cols, "sweep")
     with style():
         fig, ax = _figure()
-        groups = (
-            data.groupby(series_col, observed=True, sort=False) if series_col else [(y_col, data)]
-        )
-        for i, (label, g) in enumerate(groups):
+        for i, (label, g) in enumerate(_series(data, series_col, y_col)):
             g = g.sort_values(x_col)
             ax.plot(
                 g[x_col],
@@ -691,7 +698,7 @@ def sweep(
             )
         _compact_axis(ax.yaxis)
         if percent_y:
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.0%}"))
+            _percent_axis(ax.yaxis)
         if series_col:
             ax.legend(title=series_col.replace("_", " "))
         return _finish(

@@ -24,12 +24,12 @@ and ``deploy.deployment_cost``).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from tokenlib._atomic import atomic_path
 from tokenlib.analysis._paths import (
     as_str,
     channel_matrix,
@@ -313,13 +313,6 @@ def export_recommendations(rec: pd.DataFrame, path: str | os.PathLike[str]) -> P
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     data = rec.sort_values("priority") if "priority" in rec.columns else rec
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.chmod(tmp, 0o644)  # a review document, not a secret (mkstemp defaults to 0600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            data.to_csv(fh, index=False)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp:
+        data.to_csv(tmp, index=False, encoding="utf-8")
     return target

@@ -64,6 +64,7 @@ from tokenlib.analysis._paths import (
     str_codes,
 )
 from tokenlib.analysis.params import ModelParameters
+from tokenlib.analysis.schema import EXPOSURE_CHANNELS
 
 __all__ = [
     "DPOP_MECHANISMS",
@@ -106,15 +107,8 @@ SCENARIOS = (
     "issuer_key_compromise",
 )
 DPOP_MECHANISMS = MECHANISMS[2:6]
-_AT_REST_CHANNELS = (
-    "app_logs",
-    "browser_storage",
-    "har_files",
-    "config_files",
-    "ci_secrets",
-    "crash_dumps",
-    "integrator_storage",
-)
+# Every channel but proxy_logs, which only ever sees a token in transit.
+_AT_REST_CHANNELS = tuple(c for c in EXPOSURE_CHANNELS if c != "proxy_logs")
 _IN_TRANSIT_CHANNELS = ("proxy_logs", "har_files")
 # Channels where a private key can sit next to the token (a log line or HAR file never holds it).
 _KEY_CHANNELS = (

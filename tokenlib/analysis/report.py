@@ -35,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tokenlib._atomic import atomic_write_text
+
 __all__ = [
     "NOTEBOOK_NAME_RE",
     "InventoryValidationError",
@@ -297,15 +299,7 @@ def _render(nb: Any, target: Path, title: str, *, exclude_input: bool) -> None:
     body, _ = exporter.from_notebook_node(
         _strip_widgets(copy.deepcopy(nb)), resources={"metadata": {"name": title}}
     )
-    _write_text(target, body)
-
-
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write_text(target, body)
 
 
 def _versions() -> dict[str, str]:
@@ -347,7 +341,7 @@ def _write_index(
         downloads=downloads or "<li>none</li>",
         headline=headline,
     )
-    _write_text(tmp / "index.html", page)
+    atomic_write_text(tmp / "index.html", page)
     manifest = {
         "generated": generated,
         **meta,
@@ -356,7 +350,7 @@ def _write_index(
         "figures": list(figures),
         "exports": list(exports),
     }
-    _write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
+    atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2, default=str) + "\n")
 
 
 def _headline_table(path: Path) -> str:

@@ -45,6 +45,17 @@ _TLS_VERSIONS: Final = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 _log = logging.getLogger(__name__)
 
 
+async def answer_lifespan(receive: Receive, send: Send) -> None:
+    """Acknowledge ASGI lifespan startup and shutdown for an app with nothing to set up."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 def _tls_extension(ssl_object: ssl.SSLObject) -> dict[str, Any]:
     der = ssl_object.getpeercert(binary_form=True)
     version = ssl_object.version()

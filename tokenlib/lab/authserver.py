@@ -55,7 +55,7 @@ from tokenlib.errors import InvalidDPoPProof, InvalidToken, TokenError, UseDPoPN
 from tokenlib.introspection import introspect
 from tokenlib.jwk import ALGORITHMS, DEFAULT_ALGORITHMS, PrivateKey, generate_key
 from tokenlib.jwks import JWKSet
-from tokenlib.lab._serve import ServedApp
+from tokenlib.lab._serve import ServedApp, answer_lifespan
 from tokenlib.mtls import cert_thumbprint
 from tokenlib.nonce import NonceManager
 from tokenlib.replay import MemoryReplayCache
@@ -559,13 +559,8 @@ class LabAuthorizationServer:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         method = scope["method"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import shutil
 import ssl
 import tempfile
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tokenlib._atomic import atomic_write_bytes
 from tokenlib._time import Now, resolve_now
 from tokenlib.jwk import write_private_key
 from tokenlib.mtls import cert_thumbprint, format_client_cert_header
@@ -103,15 +103,7 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _write_cert(path: Path, cert: x509.Certificate) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(cert.public_bytes(serialization.Encoding.PEM))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _issue(
@@ -137,24 +129,16 @@ def _issue(
         .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )  # fmt: skip
-    else:
-        builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=True, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )  # fmt: skip
+    # A CA only signs certificates and CRLs; a leaf gets digital_signature + key_agreement.
+    builder = builder.add_extension(
+        x509.KeyUsage(
+            digital_signature=not ca, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=not ca, key_cert_sign=ca,
+            crl_sign=ca, encipher_only=False, decipher_only=False,
+        ),
+        critical=True,
+    )  # fmt: skip
+    if not ca:
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
             critical=False,

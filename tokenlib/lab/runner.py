@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import httpx
 import pandas as pd
 
+from tokenlib._atomic import atomic_path
 from tokenlib.dpop import create_proof
 from tokenlib.jwk import PrivateKey, generate_key, public_jwk
 from tokenlib.lab.pki import LabPKI, create_pki
@@ -297,6 +298,7 @@ class _RedisProcess:
 
 def _rs_app(instance: int) -> Callable[..., Any]:
     """The protected resource: echoes which instance served it and the grant's binding."""
+    from tokenlib.lab._serve import answer_lifespan
 
     async def app(
         scope: MutableMapping[str, Any],
@@ -304,13 +306,8 @@ def _rs_app(instance: int) -> Callable[..., Any]:
         send: Callable[[MutableMapping[str, Any]], Any],
     ) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         grant = scope.get("tokenlib.grant")
         body = json.dumps(
             {
@@ -764,17 +761,8 @@ def _frame(
 
 
 def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            frame.to_csv(fh, index=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
 
 
 # -- figures ---------------------------------------------------------------------------------
