@@ -8,12 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tokenlib.analysis.inventory import generate_inventory
 from tokenlib.analysis.params import ModelParameters
 from tokenlib.analysis.replay import (
     MECHANISMS,
     SCENARIOS,
     current_mechanism,
     exposure_by_mechanism,
+    exposure_by_scenario,
     proof_replay_window,
     replay_by_client_path,
     replay_windows,
@@ -380,3 +382,20 @@ def test_missing_columns_are_named(drop_from: str, column: str) -> None:
         deployability(f, s, P0)
     with pytest.raises(TypeError, match="DataFrame"):
         replay_windows(f.to_dict(), s, P0)  # type: ignore[arg-type]
+
+
+def test_exposure_by_scenario_adds_up_and_key_exfiltration_is_not_fixed_by_binding() -> None:
+    inv = generate_inventory("saas", 400, seed=11)
+    table = exposure_by_scenario(inv.flows, inv.services, mechanisms=("mtls", "dpop_nonce"))
+    assert list(table.index) == list(SCENARIOS)
+    totals = exposure_by_mechanism(inv.flows, inv.services, mechanisms=("mtls", "dpop_nonce"))
+    assert table["exposure_current"].sum() == pytest.approx(totals["exposure_current"].sum())
+    assert table["share_of_today"].sum() == pytest.approx(1.0)
+    for mech in ("mtls", "dpop_nonce"):
+        after = (1 - table[f"removed_by_{mech}"].fillna(0)) * table["exposure_current"]
+        assert after.sum() == pytest.approx(totals[f"exposure_{mech}"].sum())
+    # A stolen key is bearer-equivalent under every binding (domain brief §1.2).
+    assert abs(table.loc["key_exfiltration", "removed_by_dpop_nonce"]) < 0.05
+    assert table.loc["at_rest_copy", "removed_by_dpop_nonce"] > 0.2
+    assert not table.loc["key_exfiltration", "token_theft"]
+    assert table.loc["at_rest_copy", "token_theft"]

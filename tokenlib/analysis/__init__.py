@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "replay_windows": "replay",
     "replay_by_client_path": "replay",
     "exposure_by_mechanism": "replay",
+    "exposure_by_scenario": "replay",
     "window_survival": "replay",
     "simulate_windows": "replay",
     "sample_windows": "replay",

@@ -73,6 +73,7 @@ __all__ = [
     "TOKEN_THEFT_SCENARIOS",
     "current_mechanism",
     "exposure_by_mechanism",
+    "exposure_by_scenario",
     "proof_replay_window",
     "replay_by_client_path",
     "replay_windows",
@@ -1013,3 +1014,51 @@ def replay_by_client_path(windows: pd.DataFrame) -> pd.DataFrame:
     out["mechanism"] = pd.Categorical(out["mechanism"], categories=list(MECHANISMS))
     out["scenario"] = pd.Categorical(out["scenario"], categories=list(SCENARIOS))
     return out.sort_values(["client_path", "mechanism", "scenario"], ignore_index=True)
+
+
+def exposure_by_scenario(
+    flows: pd.DataFrame,
+    services: pd.DataFrame,
+    params: ModelParameters | None = None,
+    *,
+    mechanisms: Iterable[str] = ("mtls", "dpop_shared_cache", "dpop_nonce"),
+) -> pd.DataFrame:
+    """Where today's replay exposure comes from, and how much of each part a binding removes.
+
+    One row per theft scenario (index): ``token_theft`` (True for the scenarios a binding
+    can address, ``TOKEN_THEFT_SCENARIOS``), ``exposure_current`` (summed over flows, as in
+    :func:`exposure_by_mechanism`), ``share_of_today`` (of the total) and, per mechanism,
+    ``removed_by_<mechanism>``: the share of that scenario's exposure removed if every
+    flow moved to the mechanism (NaN where a scenario carries no exposure). It explains a
+    headline: key exfiltration is bearer-equivalent under every binding (domain brief
+    §1.2), so where it dominates the weighted sum, binding moves the total less than it
+    moves a copied token's window.
+    """
+    _check_frames(flows, services)
+    params = params or ModelParameters.from_reference()
+    mechs = list(mechanisms)
+    for m in mechs:
+        if m not in MECHANISMS:
+            raise ValueError(f"unknown mechanism {m!r}; expected one of {MECHANISMS}")
+    ctx = _context(flows, services, params)
+    weights = _scenario_weights(ctx)
+    cur_codes = ctx.current_code
+    present = [
+        MECHANISMS[i] for i in np.flatnonzero(np.bincount(cur_codes, minlength=len(MECHANISMS)))
+    ]
+    rows = []
+    for scen in SCENARIOS:
+        total, _ = _exposures(ctx, list(dict.fromkeys([*mechs, *present])), {scen: weights[scen]})
+        current = sum(float(total[m][cur_codes == MECHANISMS.index(m)].sum()) for m in present)
+        row: dict[str, object] = {
+            "scenario": scen,
+            "token_theft": scen in TOKEN_THEFT_SCENARIOS,
+            "exposure_current": current,
+        }
+        for m in mechs:
+            row[f"removed_by_{m}"] = 1 - float(total[m].sum()) / current if current else np.nan
+        rows.append(row)
+    out = pd.DataFrame(rows).set_index("scenario")
+    grand = out["exposure_current"].sum()
+    out.insert(2, "share_of_today", out["exposure_current"] / grand if grand else np.nan)
+    return out
