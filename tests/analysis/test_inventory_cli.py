@@ -176,3 +176,31 @@ def test_main_entry_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["summary", "default", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["source"] == "default"
     assert main(["inventory", "generate", "--flows", "100", "--out", str(tmp_path)]) == 0
+
+
+@pytest.mark.parametrize("out_name", ["flows.csv", "flows.parquet", "existing_file"])
+def test_generate_refuses_a_file_as_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], out_name: str
+) -> None:
+    out = tmp_path / out_name
+    if out_name == "existing_file":
+        out.write_text("keep me")
+    argv = ["inventory", "generate", "--flows", "100", "--out", str(out)]
+    assert _run(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out")
+    assert "must be a directory" in err
+    assert not out.is_dir()
+    if out_name == "existing_file":
+        assert out.read_text() == "keep me"
+
+
+def test_generate_reports_unwritable_out_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder is needed")
+    assert _run(["inventory", "generate", "--flows", "100", "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write the inventory to")
+    assert len(err.strip().splitlines()) == 1

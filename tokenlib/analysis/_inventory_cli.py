@@ -97,8 +97,19 @@ def _print(text: str) -> None:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix.lower() in (".csv", ".parquet", ".gz") or out.is_file():
+        sys.stderr.write(
+            f"error: --out {out} must be a directory: flows.{args.format} and "
+            f"services.{args.format} are written into it\n"
+        )
+        return 2
     inv = generate_inventory(args.profile, args.flows, seed=args.seed)
-    flows, services = write_inventory(inv, args.out, fmt=args.format)
+    try:
+        flows, services = write_inventory(inv, out, fmt=args.format)
+    except OSError as exc:
+        sys.stderr.write(f"error: cannot write the inventory to {out}: {exc.strerror or exc}\n")
+        return 2
     _print(
         f"wrote {len(inv.flows)} flows to {flows} and {len(inv.services)} services to {services}"
     )
