@@ -33,10 +33,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from hypothesis import HealthCheck, settings
 
 from tokenlib.bearer import Issuer
 from tokenlib.jwk import PrivateKey, generate_key
 from tokenlib.jwks import JWKSet
+
+# Property tests judge behaviour, never speed: a loaded 2-core CI box must not turn a slow
+# example into a failure (speed lives in benchmarks/).
+settings.register_profile(
+    "tokenlib", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("tokenlib")
 
 #: The fixed "current time" of the suite: 2023-11-14T22:13:20Z.
 NOW = 1_700_000_000
