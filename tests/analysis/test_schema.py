@@ -14,7 +14,7 @@ from tokenlib.analysis._inventory_cli import bundle_files
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
-# The column contract other helpers code against (contract.md, "Inventory schema contract").
+# The column contract the models, notebooks and lab rely on: names and values never change.
 CONTRACT_FLOWS = {
     "flow_id": "str",
     "client_id": "str",

@@ -232,7 +232,7 @@ def render_readme(
             out += ["", f"{len(frame)} rows ({tally}). Sources:", "", *_sources(frame)]
         out.append("")
     out += [
-        "## Model parameters (owned by the models)",
+        "## Model parameters",
         "",
         "The tables `reference/model_parameters.csv`, `reference/component_support.csv` and "
         "`reference/adoption_timeline.csv` belong to the models; they are documented in "

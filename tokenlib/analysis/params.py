@@ -372,7 +372,7 @@ def _to_seconds(key: str, value: float) -> float:
 
 
 def load_crypto_costs(path: str | os.PathLike[str] | None = None) -> CryptoCosts:
-    """Read DPoP create/verify cost from ``benchmarks/results/dpop.json`` if H2's benchmark ran.
+    """Read DPoP create/verify cost from ``benchmarks/results/dpop.json`` if the DPoP benchmark ran.
 
     The keys are searched by name (``create``/``sign`` and ``verify``; units from suffixes
     ``_ns``/``_us``/``_ms``/``_s`` or ``ops_per_s``). A missing or unreadable file gives the
