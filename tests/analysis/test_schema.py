@@ -211,7 +211,7 @@ def test_readme_documents_every_column_and_table() -> None:
             assert f"`{alias}`" in text
     for name in S.REFERENCE_TABLES:
         assert f"reference/{name}.csv" in text
-    assert "## Model parameters (owned by the models)" in text
+    assert "## Model parameters" in text
     assert "MODEL_PARAMETERS.md" in text
     for key in ("profile: `saas`", "seed: `20250101`", "generator: `tokenlib.analysis.inventory v"):
         assert key in text
