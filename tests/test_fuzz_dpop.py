@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tokenlib._dpop_jws import sign
+from tokenlib._jws import sign_raw
 from tokenlib.bearer import Issuer
 from tokenlib.dpop import DPoPPolicy, create_proof, verify_proof
 from tokenlib.errors import TokenError
@@ -117,7 +117,7 @@ def test_resigned_proofs_with_arbitrary_claim_values_fail_cleanly(claim: str, va
     original = claims[claim]
     claims[claim] = value
     payload = _b64(json.dumps(claims).encode())
-    signature = sign(key, "ES256", f"{head}.{payload}".encode())
+    signature = sign_raw(key, "ES256", f"{head}.{payload}".encode())
     assert signature is not None
     proof = f"{head}.{payload}.{_b64(signature)}"
     try:

@@ -5,16 +5,12 @@ on purpose: a proof is verified on every request. Strictness matches
 :func:`tokenlib._jws.parse` and goes further: only the base64url alphabet, canonical
 encodings (unused trailing bits zero), no duplicate JSON members, no non-standard
 constants, no ``crit``/``b64``. Validated headers are cached by their exact segment,
-so a client's repeated ``jwk`` is decoded and loaded once. EC and Ed25519 signatures
-use ``cryptography`` directly (no per-call algorithm objects); RSA verification goes
-through :mod:`tokenlib._jws`.
+so a client's repeated ``jwk`` is decoded and loaded once. Signatures are checked by
+:func:`tokenlib._jws.verify_fitted`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -22,80 +18,24 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-)
-
 from tokenlib import _jws
 from tokenlib.errors import InvalidDPoPProof
-from tokenlib.jwk import PrivateKey, PublicKey, alg_matches_key, load_public_jwk
+from tokenlib.jwk import PublicKey, alg_matches_key, b64url_decode, load_public_jwk
 
 __all__ = [
-    "COMPACT",
     "DPOP_TYP",
     "RFC_4_3",
     "ParsedHeader",
-    "b64",
     "b64decode",
     "check_header",
     "fail",
     "parse_json",
-    "sign",
-    "verify_signature",
 ]
 
 DPOP_TYP: Final = "dpop+jwt"
 RFC_4_3: Final = "RFC 9449 §4.3"
 
-COMPACT: Final = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-# For a base64url segment of length 4k+2 (4k+3) the last character carries 4 (2) unused
-# bits that must be zero, or two different strings decode to the same bytes.
-_CANONICAL_LAST: Final = {
-    2: frozenset("AQgw"),
-    3: frozenset("AEIMQUYcgkosw048"),
-}
 _MAX_CACHED_HEADER: Final = 2048
-_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
-_PADDING: Final = {0: "", 2: "==", 3: "="}
-
-
-_EC_HASHES: Final = {
-    "ES256": (ec.ECDSA(hashes.SHA256()), 32),
-    "ES384": (ec.ECDSA(hashes.SHA384()), 48),
-    "ES512": (ec.ECDSA(hashes.SHA512()), 66),
-}
-
-
-_RSA_HASHES: Final[dict[str, hashes.HashAlgorithm]] = {
-    "256": hashes.SHA256(),
-    "384": hashes.SHA384(),
-    "512": hashes.SHA512(),
-}
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def sign(key: PrivateKey, alg: str, data: bytes) -> bytes:
-    """JWS signature bytes: EC as fixed-size ``r || s`` (RFC 7518 §3.4), Ed25519
-    (RFC 8037 §3.1), RSA PKCS#1 v1.5 / PSS with salt = hash length (RFC 7518 §3.3/§3.5).
-
-    ``alg`` was matched to ``key`` when the header was cached.
-    """
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        ecdsa, size = _EC_HASHES[alg]
-        r, s = decode_dss_signature(key.sign(data, ecdsa))
-        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return key.sign(data)
-    digest = _RSA_HASHES[alg[2:]]
-    if alg.startswith("PS"):
-        pss = padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size)
-        return key.sign(data, pss, digest)
-    return key.sign(data, padding.PKCS1v15(), digest)
 
 
 # ------------------------------------------------------------------------ verification
@@ -143,19 +83,12 @@ def fail(description: str, check: str, **details: object) -> InvalidDPoPProof:
 
 
 def b64decode(segment: str, what: str) -> bytes:
-    """Strict, canonical, unpadded base64url (RFC 7515 §2, RFC 4648 §3.5)."""
-    rem = len(segment) & 3
-    if rem == 1 or (rem and segment[-1] not in _CANONICAL_LAST[rem]):
-        raise fail(f"the DPoP proof {what} is not canonical base64url", "syntax")
-    if "+" in segment or "/" in segment or "=" in segment:
-        raise fail(f"the DPoP proof {what} is not base64url", "syntax")
+    """Strict, canonical, unpadded base64url (:func:`tokenlib.jwk.b64url_decode`), with
+    the proof's error."""
     try:
-        return binascii.a2b_base64(
-            (segment + _PADDING[rem]).encode("utf-8", "surrogatepass").translate(_TO_STANDARD),
-            strict_mode=True,
-        )
-    except ValueError:
-        raise fail(f"the DPoP proof {what} is not base64url", "syntax") from None
+        return b64url_decode(segment)
+    except ValueError as exc:
+        raise fail(f"the DPoP proof {what} is not canonical base64url: {exc}", "syntax") from None
 
 
 def parse_json(raw: bytes, what: str) -> dict[str, Any]:
@@ -229,12 +162,3 @@ def _alg_not_allowed(alg: object, algorithms: Sequence[str]) -> InvalidDPoPProof
         presented=alg if isinstance(alg, str) else repr(alg),
         allowed=" ".join(algorithms),
     )
-
-
-def verify_signature(
-    head: ParsedHeader, data: bytes, signature: bytes, algorithms: Sequence[str]
-) -> bool:
-    """Signature check with the header's key (its ``alg`` was checked against the
-    allowlist and the key when the header was): EC (RFC 7518 §3.4 fixed-size
-    ``r || s``) and Ed25519 directly with ``cryptography``, RSA through pyjwt."""
-    return _jws.verify_fitted(head.alg, head.key, data, signature)

@@ -1,9 +1,10 @@
 """Compact JWS signing and verification: the only module that imports pyjwt.
 
 tokenlib parses the compact serialisation itself (strictly, once) and does the
-signature maths with ``cryptography`` directly for EC and Ed25519 and with pyjwt's
-algorithm objects for RSA. It runs on every request, so the header of a token (the
-same for every token an issuer signs) is decoded once and cached by its exact segment.
+signature maths with ``cryptography`` directly (every signature it makes, EC and Ed25519
+verification) and with pyjwt's algorithm objects for RSA verification. It runs on every
+request, so the header of a token (the same for every token an issuer signs) is decoded
+once and cached by its exact segment.
 This keeps four rules in one place:
 
 * the algorithm comes from the caller's allowlist, never from the key or the token
@@ -16,7 +17,6 @@ This keeps four rules in one place:
 
 from __future__ import annotations
 
-import binascii
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -25,8 +25,11 @@ from typing import Any, Final, TypeGuard
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm, RSAPSSAlgorithm
 
 from tokenlib.errors import InvalidToken, TokenError
@@ -35,13 +38,13 @@ from tokenlib.jwk import (
     PrivateKey,
     PublicKey,
     alg_matches_key,
+    b64url_decode,
     b64url_encode,
 )
 
 __all__ = [
     "MAX_TOKEN_LENGTH",
     "ParsedJWS",
-    "decode_segment",
     "ecdsa_der",
     "encode_segment",
     "is_ec_public",
@@ -50,6 +53,7 @@ __all__ = [
     "parse",
     "parse_parts",
     "sign",
+    "sign_raw",
     "verify_fitted",
     "verify_signature",
 ]
@@ -116,31 +120,6 @@ def _json_object(raw: bytes, what: str, error: type[TokenError]) -> dict[str, An
     return value
 
 
-_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
-# RFC 4648 §3.5: a segment of length 4k+2 (4k+3) ends in a character with 4 (2) unused
-# low bits, which the canonical encoding sets to zero.
-_CANONICAL_LAST: Final = {
-    2: frozenset("AQgw"),
-    3: frozenset("AEIMQUYcgkosw048"),
-}
-_PADDING: Final = {0: "", 2: "==", 3: "="}
-
-
-def decode_segment(segment: str) -> bytes:
-    """Strict, canonical, unpadded base64url (RFC 7515 §2, RFC 4648 §3.5): the same
-    rules as :func:`tokenlib.jwk.b64url_decode` (alphabet, length, zero unused bits),
-    checked in C by ``binascii`` in strict mode. Raises ``ValueError``."""
-    rem = len(segment) & 3
-    if rem == 1:
-        raise ValueError("invalid base64url length")
-    if rem and segment[-1] not in _CANONICAL_LAST[rem]:
-        raise ValueError("non-canonical base64url (unused bits set)")
-    if "+" in segment or "/" in segment or "=" in segment:
-        raise ValueError("not unpadded base64url")
-    data = (segment + _PADDING[rem]).encode("utf-8", "surrogatepass").translate(_TO_STANDARD)
-    return binascii.a2b_base64(data, strict_mode=True)
-
-
 class _HeaderCache:
     """Checked headers by their exact base64url segment (bounded, oldest out first).
 
@@ -202,8 +181,31 @@ def sign(
         raise ValueError(f"algorithm {alg} does not fit a {type(key).__name__}")
     head = header_segment if header_segment is not None else encode_segment(header)
     signing_input = f"{head}.{encode_segment(payload)}"
-    signature = _IMPLS[alg].sign(signing_input.encode("ascii"), key)
-    return f"{signing_input}.{b64url_encode(signature)}"
+    return f"{signing_input}.{b64url_encode(sign_raw(key, alg, signing_input.encode('ascii')))}"
+
+
+_RSA_HASHES: Final[dict[str, hashes.HashAlgorithm]] = {
+    "256": hashes.SHA256(),
+    "384": hashes.SHA384(),
+    "512": hashes.SHA512(),
+}
+
+
+def sign_raw(key: PrivateKey, alg: str, data: bytes) -> bytes:
+    """JWS signature bytes over ``data`` for an ``alg`` already fitted to ``key``: EC as
+    fixed-size ``r || s`` (RFC 7518 §3.4), Ed25519 (RFC 8037 §3.1), RSA PKCS#1 v1.5 or
+    PSS with salt = hash length (RFC 7518 §3.3/§3.5)."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        ecdsa, size = _ECDSA[alg]
+        r, s = decode_dss_signature(key.sign(data, ecdsa))
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.sign(data)
+    digest = _RSA_HASHES[alg[2:]]
+    if alg.startswith("PS"):
+        pss = padding.PSS(mgf=padding.MGF1(digest), salt_length=digest.digest_size)
+        return key.sign(data, pss, digest)
+    return key.sign(data, padding.PKCS1v15(), digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,10 +253,10 @@ def parse_parts(
         )
     head_b64, body_b64, sig_b64 = parts
     try:
-        signature = decode_segment(sig_b64)
-        body_raw = decode_segment(body_b64)
+        signature = b64url_decode(sig_b64)
+        body_raw = b64url_decode(body_b64)
         cached = _HEADERS.get(head_b64)
-        head_raw = b"" if cached is not None else decode_segment(head_b64)
+        head_raw = b"" if cached is not None else b64url_decode(head_b64)
     except (ValueError, UnicodeEncodeError):
         raise error(f"the {what} is not base64url encoded", details={"check": "syntax"}) from None
     if cached is not None:

@@ -11,6 +11,8 @@ Now = int | float | datetime | None
 def resolve_now(now: Now) -> float:
     """Epoch seconds for ``now``: an int/float as is, an aware ``datetime`` converted,
     ``None`` the system clock. A naive ``datetime`` is refused: its zone is a guess."""
+    if type(now) is float and now - now == 0.0:  # the per-request case: a finite float
+        return now
     if now is None:
         return time.time()
     if isinstance(now, bool):

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import secrets
 import threading
 from collections import OrderedDict
@@ -459,29 +458,22 @@ def _verify(
     max_length: int,
 ) -> AccessToken:
     """``verify_access_token`` with its configuration already validated."""
-    if cache is None or not isinstance(token, str) or len(token) > max_length:
-        # Without a cache, or for input the parser refuses with a precise error.
-        result = _verify_uncached(
-            token,
-            issuer=issuer,
-            audiences=audiences,
-            keys=keys,
-            algorithms=algorithms,
-            max_length=max_length,
-        )
-        _check_time(result, now, leeway)
-        return result
-    digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-    context: tuple[object, ...] = (issuer, audiences, algorithms, keys.generation, max_length)
-    hit = cache.get(digest, context)
-    if hit is not None:
-        try:
-            _check_time(hit, now, leeway)
-        except InvalidToken:
-            if now >= hit.expires_at + leeway:
-                cache.discard(digest, context)
-            raise
-        return _detached(hit)
+    # Input the parser refuses (non-strings, oversized) skips the cache: it gets the
+    # parser's precise error.
+    digest: bytes | None = None
+    context: tuple[object, ...] = ()
+    if cache is not None and isinstance(token, str) and len(token) <= max_length:
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        context = (issuer, audiences, algorithms, keys.generation, max_length)
+        hit = cache.get(digest, context)
+        if hit is not None:
+            try:
+                _check_time(hit, now, leeway)
+            except InvalidToken:
+                if now >= hit.expires_at + leeway:
+                    cache.discard(digest, context)
+                raise
+            return _detached(hit)
     result = _verify_uncached(
         token,
         issuer=issuer,
@@ -491,7 +483,8 @@ def _verify(
         max_length=max_length,
     )
     _check_time(result, now, leeway)
-    cache.put(digest, context, _detached(result))
+    if cache is not None and digest is not None:
+        cache.put(digest, context, _detached(result))
     return result
 
 
@@ -578,7 +571,7 @@ class TokenVerifier:
             keys=self._jwks,
             algorithms=self._algorithms,
             leeway=self._leeway,
-            now=now if type(now) is float and math.isfinite(now) else resolve_now(now),
+            now=resolve_now(now),
             cache=self.cache,
             max_length=self._max_length,
         )

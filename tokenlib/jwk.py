@@ -7,11 +7,9 @@ refused wherever a *public* key is expected (RFC 9449 §4.3 check 7).
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import json
-import re
-import string
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -80,34 +78,38 @@ _CURVE_NAME_TO_CRV: Final = {"secp256r1": "P-256", "secp384r1": "P-384", "secp52
 _PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
+_TO_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
+_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
+# RFC 4648 §3.5: a segment of length 4k+2 (4k+3) ends in a character with 4 (2) unused
+# low bits, which the canonical encoding sets to zero.
+_CANONICAL_LAST: Final = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+_PADDING: Final = {0: "", 2: "==", 3: "="}
+
+
 def b64url_encode(data: bytes) -> str:
     """Unpadded base64url (RFC 7515 §2)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
-# RFC 4648 §3.5: in the canonical encoding the unused low bits of the last character are 0.
-_LAST_CHAR_MASK: Final = {2: 0x0F, 3: 0x03}
-_B64_INDEX: Final = {
-    c: i
-    for i, c in enumerate(string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_")
-}
+    return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_TO_URLSAFE).decode()
 
 
 def b64url_decode(data: str) -> bytes:
     """Strict, canonical, unpadded base64url decode (RFC 7515 §2, RFC 4648 §3.5).
 
     Refuses padding, characters outside the alphabet, impossible lengths and non-zero
-    unused bits, so one value has exactly one spelling.
+    unused bits, so one value has exactly one spelling. The alphabet is checked in C by
+    ``binascii`` in strict mode (this runs on every token and proof). Raises ``ValueError``.
     """
-    if not _B64URL.fullmatch(data):
-        raise ValueError("not unpadded base64url")
-    rem = len(data) % 4
+    rem = len(data) & 3
     if rem == 1:
         raise ValueError("invalid base64url length")
-    if rem and _B64_INDEX[data[-1]] & _LAST_CHAR_MASK[rem]:
+    if rem and data[-1] not in _CANONICAL_LAST[rem]:
         raise ValueError("non-canonical base64url (unused bits set)")
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+    if "+" in data or "/" in data or "=" in data:
+        raise ValueError("not unpadded base64url")
+    raw = (data + _PADDING[rem]).encode("utf-8", "surrogatepass").translate(_TO_STANDARD)
+    try:
+        return binascii.a2b_base64(raw, strict_mode=True)
+    except binascii.Error:
+        raise ValueError("not unpadded base64url (a character outside the alphabet)") from None
 
 
 def generate_key(alg: str = "ES256", *, rsa_bits: int = 2048) -> PrivateKey:
