@@ -368,15 +368,15 @@ def test_refused_headers_stay_refused() -> None:
         assert info.value.check == "crit"
 
 
-def test_header_cache_is_bounded() -> None:
-    cache = _jws._HeaderCache(maxsize=4, max_segment=64)
-    for i in range(10):
-        cache.put(f"seg{i}", {"alg": "ES256", "n": i})
-    assert len(cache._data) == 4
-    assert cache.get("seg9") == {"alg": "ES256", "n": 9}
-    assert cache.get("seg0") is None
-    cache.put("x" * 65, {"alg": "ES256"})  # too long to keep
-    assert cache.get("x" * 65) is None
+def test_only_small_scalar_headers_are_cached() -> None:
+    small = _compact('{"alg":"ES256","kid":"k1"}', _PAYLOAD)
+    large = _compact('{"alg":"ES256","kid":"' + "k" * 1100 + '"}', _PAYLOAD)
+    nested = _compact('{"alg":"ES256","jwk":{"kty":"EC"}}', _PAYLOAD)
+    for token in (small, large, nested):
+        _jws.parse(token)
+    assert _jws._HEADERS.get(small.split(".")[0]) == {"alg": "ES256", "kid": "k1"}
+    assert _jws._HEADERS.get(large.split(".")[0]) is None
+    assert _jws._HEADERS.get(nested.split(".")[0]) is None
 
 
 @pytest.mark.parametrize("alg", ["ES256", "ES384", "ES512", "EdDSA", "RS256", "PS256"])

@@ -11,14 +11,13 @@ so a client's repeated ``jwk`` is decoded and loaded once. Signatures are checke
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
 from tokenlib import _jws
+from tokenlib._cache import BoundedCache
 from tokenlib.errors import InvalidDPoPProof
 from tokenlib.jwk import PublicKey, alg_matches_key, b64url_decode, load_public_jwk
 
@@ -51,31 +50,9 @@ class ParsedHeader:
     jkt: str
 
 
-class _HeaderParseCache:
-    """Validated headers by their exact base64url segment (bounded, oldest out first).
-
-    Decoding is deterministic, so a cached segment yields the same result; only
-    headers that passed every header check are cached (read-only, see ``_freeze``).
-    """
-
-    def __init__(self, maxsize: int = 4096) -> None:
-        self._lock = threading.Lock()
-        self._data: OrderedDict[str, ParsedHeader] = OrderedDict()
-        self._maxsize = maxsize
-
-    def get(self, segment: str) -> ParsedHeader | None:
-        return self._data.get(segment)  # a dict read is atomic; writes take the lock
-
-    def put(self, segment: str, value: ParsedHeader) -> None:
-        if len(segment) > _MAX_CACHED_HEADER:
-            return
-        with self._lock:
-            self._data[segment] = value
-            while len(self._data) > self._maxsize:
-                self._data.popitem(last=False)
-
-
-_PARSED_HEADERS = _HeaderParseCache()
+# Validated proof headers by their exact segment (decoding is deterministic, and only
+# headers that passed every header check are kept, read-only: see ``_freeze``).
+_PARSED_HEADERS: Final[BoundedCache[str, ParsedHeader]] = BoundedCache(4096)
 
 
 def fail(description: str, check: str, **details: object) -> InvalidDPoPProof:
@@ -151,7 +128,8 @@ def check_header(segment: str, algorithms: Sequence[str]) -> ParsedHeader:
             key=type(key).__name__,
         )
     parsed = ParsedHeader(_freeze(header), alg, key, jkt)
-    _PARSED_HEADERS.put(segment, parsed)
+    if len(segment) <= _MAX_CACHED_HEADER:
+        _PARSED_HEADERS.put(segment, parsed)
     return parsed
 
 

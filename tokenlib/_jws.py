@@ -18,7 +18,6 @@ This keeps four rules in one place:
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeGuard
@@ -32,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm, RSAPSSAlgorithm
 
+from tokenlib._cache import BoundedCache
 from tokenlib.errors import InvalidToken, TokenError
 from tokenlib.jwk import (
     ALGORITHMS,
@@ -120,41 +120,12 @@ def _json_object(raw: bytes, what: str, error: type[TokenError]) -> dict[str, An
     return value
 
 
-class _HeaderCache:
-    """Checked headers by their exact base64url segment (bounded, oldest out first).
-
-    Every token an issuer signs repeats one header, so decoding it once is enough. Only
-    headers that passed every check of :func:`parse` and hold nothing but scalar values
-    are stored, and callers get a copy, so nothing they do reaches the cache. Reads are
-    plain dict lookups (atomic); writes take the lock.
-    """
-
-    def __init__(self, maxsize: int = 512, max_segment: int = 1024) -> None:
-        self._lock = threading.Lock()
-        self._data: dict[str, dict[str, Any]] = {}
-        self._maxsize = maxsize
-        self._max_segment = max_segment
-
-    def get(self, segment: str) -> dict[str, Any] | None:
-        return self._data.get(segment)
-
-    def put(self, segment: str, header: dict[str, Any]) -> None:
-        if len(segment) > self._max_segment or not all(
-            value is None or type(value) in _SCALARS for value in header.values()
-        ):
-            return
-        with self._lock:
-            if len(self._data) >= self._maxsize:
-                del self._data[next(iter(self._data))]
-            self._data[segment] = dict(header)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
-_SCALARS: Final = frozenset({str, int, float, bool})
-_HEADERS: Final = _HeaderCache()
+# Checked token headers by their exact segment: every token an issuer signs repeats one
+# header, so it is decoded and checked once. Only headers that passed every check of
+# :func:`parse` and hold nothing but scalars are kept; callers get a copy.
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+_MAX_CACHED_SEGMENT: Final = 1024
+_HEADERS: Final[BoundedCache[str, dict[str, Any]]] = BoundedCache(512)
 
 
 def encode_segment(obj: Mapping[str, Any]) -> str:
@@ -264,7 +235,10 @@ def parse_parts(
     else:
         header = _json_object(head_raw, f"{what} header", error)
         _check_header(header, what, error)
-        _HEADERS.put(head_b64, header)
+        if len(head_b64) <= _MAX_CACHED_SEGMENT and all(
+            type(value) in _SCALARS for value in header.values()
+        ):
+            _HEADERS.put(head_b64, dict(header))
     payload = _json_object(body_raw, f"{what} payload", error)
     signing_input = token[: len(head_b64) + 1 + len(body_b64)].encode("ascii")
     return header, payload, signing_input, signature

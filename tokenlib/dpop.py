@@ -15,13 +15,12 @@ import hmac
 import json
 import os
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, runtime_checkable
 
 from tokenlib import _jws
+from tokenlib._cache import BoundedCache
 from tokenlib._dpop_jws import (
     DPOP_TYP,
     RFC_4_3,
@@ -211,47 +210,30 @@ def replay_key(jkt: str, jti: str) -> str:
 # --------------------------------------------------------------------------- creation
 
 
-class _HeaderCache:
-    """Encoded proof headers by signing key (a proof repeats one ``jwk`` header).
-
-    ``cryptography`` keys support neither weak references nor hashing by value, so
-    entries are found by ``id`` and confirmed with ``is``; the cache is small and LRU,
-    and only the encoded *public* header is derived from the key. Eviction is oldest
-    first (hits do not reorder, so reads need no lock).
-    """
-
-    def __init__(self, maxsize: int = 256) -> None:
-        self._lock = threading.Lock()
-        self._data: OrderedDict[tuple[int, str | None], tuple[PrivateKey, str, str]] = OrderedDict()
-        self._maxsize = maxsize
-
-    def get(self, key: PrivateKey, alg: str | None) -> tuple[str, str]:
-        """``(alg, encoded header)`` for ``key``; ``alg=None`` picks the key's default."""
-        ident = (id(key), alg)
-        hit = self._data.get(ident)  # a dict read is atomic; writes take the lock
-        if hit is not None and hit[0] is key:
-            return hit[1], hit[2]
-        if alg is None:
-            chosen = default_alg_for_key(key)
-        elif alg in ALGORITHMS and alg_matches_key(alg, key):
-            chosen = alg
-        else:
-            raise ValueError(f"algorithm {alg!r} cannot be used with a {type(key).__name__}")
-        header = {"typ": DPOP_TYP, "alg": chosen, "jwk": public_jwk(key)}
-        segment = _jws.encode_segment(header)
-        with self._lock:
-            self._data[ident] = (key, chosen, segment)
-            self._data.move_to_end(ident)
-            while len(self._data) > self._maxsize:
-                self._data.popitem(last=False)
-        return chosen, segment
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
+# Encoded proof headers by signing key: a client's proofs repeat one ``jwk`` header.
+# ``cryptography`` keys support neither weak references nor hashing by value, so entries
+# are found by ``id`` and confirmed with ``is`` (the entry holds the key, so its id
+# cannot be reused while cached); only the *public* header is derived from the key.
+_HEADERS: Final[BoundedCache[tuple[int, str | None], tuple[PrivateKey, str, str]]] = BoundedCache(
+    256
+)
 
 
-_HEADERS = _HeaderCache()
+def _proof_header(key: PrivateKey, alg: str | None) -> tuple[str, str]:
+    """``(alg, encoded header)`` for ``key``; ``alg=None`` picks the key's default."""
+    ident = (id(key), alg)
+    hit = _HEADERS.get(ident)
+    if hit is not None and hit[0] is key:
+        return hit[1], hit[2]
+    if alg is None:
+        chosen = default_alg_for_key(key)
+    elif alg in ALGORITHMS and alg_matches_key(alg, key):
+        chosen = alg
+    else:
+        raise ValueError(f"algorithm {alg!r} cannot be used with a {type(key).__name__}")
+    segment = _jws.encode_segment({"typ": DPOP_TYP, "alg": chosen, "jwk": public_jwk(key)})
+    _HEADERS.put(ident, (key, chosen, segment))
+    return chosen, segment
 
 
 def create_proof(
@@ -273,7 +255,7 @@ def create_proof(
     the server supplied one (§8/§9). ``alg`` defaults from the key; an Ed25519 key
     accepts ``EdDSA`` (RFC 8037) or ``Ed25519`` (RFC 9864).
     """
-    alg, header_segment = _HEADERS.get(key, alg)
+    alg, header_segment = _proof_header(key, alg)
     if not isinstance(htm, str) or _METHOD.match(htm) is None:
         raise ValueError("htm must be an HTTP method token such as 'GET'")
     # Every value below is JSON-safe as is: base64url, an RFC 9110 token, a normalised

@@ -10,8 +10,6 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -20,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from tokenlib._atomic import atomic_write_bytes
+from tokenlib._cache import BoundedCache
 from tokenlib.errors import InvalidToken, TokenError
 
 __all__ = [
@@ -235,11 +234,11 @@ def jwk_thumbprint(jwk_or_key: PrivateKey | PublicKey | Mapping[str, Any]) -> st
     Only the required members, in lexicographic order, with no whitespace (RFC 7638 §3).
     """
     if isinstance(jwk_or_key, Mapping):
-        if _PRIVATE_MEMBERS.intersection(jwk_or_key) and jwk_or_key.get("kty") == "oct":
-            raise ValueError("symmetric (oct) keys are not accepted")
-        members = _required_members(jwk_or_key)
-    else:
-        members = public_jwk(jwk_or_key)
+        return _thumbprint_of(_required_members(jwk_or_key))
+    return _thumbprint_of(public_jwk(jwk_or_key))
+
+
+def _thumbprint_of(members: Mapping[str, str]) -> str:
     canonical = json.dumps(members, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest())
 
@@ -286,36 +285,19 @@ def _key_from_members(members: Mapping[str, str]) -> PublicKey:
     return rsa.RSAPublicNumbers(e, n).public_key()
 
 
-class _KeyCache:
-    """A bounded LRU of parsed public keys by the canonical required members.
-
-    Parsing an EC point costs more than verifying a signature's hash; proofs from one
-    client repeat the same ``jwk`` on every request.
-    """
-
-    def __init__(self, maxsize: int = 4096) -> None:
-        self._lock = threading.Lock()
-        self._data: OrderedDict[tuple[str, ...], tuple[PublicKey, str]] = OrderedDict()
-        self._maxsize = maxsize
-
-    def get(self, members: dict[str, str]) -> tuple[PublicKey, str]:
-        cache_key = tuple(members[k] for k in sorted(members))
-        with self._lock:
-            hit = self._data.get(cache_key)
-            if hit is not None:
-                self._data.move_to_end(cache_key)
-                return hit
-        key = _key_from_members(members)
-        canonical = json.dumps(members, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        thumb = b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest())
-        with self._lock:
-            self._data[cache_key] = (key, thumb)
-            if len(self._data) > self._maxsize:
-                self._data.popitem(last=False)
-        return key, thumb
+# Parsing an EC point costs more than hashing a signature's input; proofs from one client
+# repeat the same ``jwk`` on every request. Keyed by the required members in RFC 7638 order.
+_KEYS: Final[BoundedCache[tuple[str, ...], tuple[PublicKey, str]]] = BoundedCache(4096)
 
 
-_KEYS = _KeyCache()
+def _parsed_public_key(members: dict[str, str]) -> tuple[PublicKey, str]:
+    """``(key, thumbprint)`` for validated required members, memoised."""
+    cache_key = tuple(members[k] for k in sorted(members))
+    hit = _KEYS.get(cache_key)
+    if hit is None:
+        hit = (_key_from_members(members), _thumbprint_of(members))
+        _KEYS.put(cache_key, hit)
+    return hit
 
 
 def load_public_jwk(
@@ -335,8 +317,7 @@ def load_public_jwk(
             details={"check": "jwk", "private_members": sorted(private)},
         )
     try:
-        members = _required_members(jwk)
-        return _KEYS.get(members)
+        return _parsed_public_key(_required_members(jwk))
     except ValueError as exc:
         raise error(
             f"the jwk is not a usable public key: {exc}", details={"check": "jwk"}

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from tokenlib._cache import BoundedCache
 from tokenlib.errors import InvalidToken
 from tokenlib.jwk import (
     ALGORITHMS,
@@ -260,38 +259,21 @@ class JWKSet:
         return fitting[0]
 
 
-class _SetCache:
-    """JWKSets parsed from mappings, by canonical JSON, so passing the same dict on every
-    call does not re-parse keys (and keeps one ``generation`` per content)."""
-
-    def __init__(self, maxsize: int = 32) -> None:
-        self._lock = threading.Lock()
-        self._data: OrderedDict[str, JWKSet] = OrderedDict()
-        self._maxsize = maxsize
-
-    def get(self, jwks: Mapping[str, Any]) -> JWKSet:
-        try:
-            cache_key = json.dumps(jwks, sort_keys=True, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"a JWKS must be JSON data: {exc}") from None
-        with self._lock:
-            hit = self._data.get(cache_key)
-            if hit is not None:
-                self._data.move_to_end(cache_key)
-                return hit
-        parsed = JWKSet.from_dict(jwks)
-        with self._lock:
-            self._data[cache_key] = parsed
-            if len(self._data) > self._maxsize:
-                self._data.popitem(last=False)
-        return parsed
-
-
-_SETS = _SetCache()
+# JWKSets parsed from mappings, by canonical JSON, so passing the same dict on every call
+# does not re-parse keys (and keeps one ``generation`` per content).
+_SETS: Final[BoundedCache[str, JWKSet]] = BoundedCache(32)
 
 
 def as_jwk_set(jwks: JWKSet | Mapping[str, Any]) -> JWKSet:
     """``jwks`` as a ``JWKSet``: returned as is, or parsed (and cached) from a mapping."""
     if isinstance(jwks, JWKSet):
         return jwks
-    return _SETS.get(jwks)
+    try:
+        cache_key = json.dumps(jwks, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"a JWKS must be JSON data: {exc}") from None
+    parsed = _SETS.get(cache_key)
+    if parsed is None:
+        parsed = JWKSet.from_dict(jwks)
+        _SETS.put(cache_key, parsed)
+    return parsed
