@@ -111,3 +111,12 @@ def test_context_must_be_bytes() -> None:
 
 def test_repr_hides_secret() -> None:
     assert "s" * 32 not in repr(make())
+
+
+def test_response_headers_send_a_fresh_nonce_only_when_needed() -> None:
+    manager = NonceManager.with_random_secret()
+    current = manager.issue(now=NOW)
+    assert manager.response_headers(current, now=NOW) == {}
+    assert manager.response_headers(now=NOW) == {"DPoP-Nonce": current}
+    stale = manager.issue(now=NOW - 120)
+    assert manager.response_headers(stale, now=NOW) == {"DPoP-Nonce": current}

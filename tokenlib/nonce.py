@@ -12,10 +12,10 @@ unpredictable without the secret (§8 "MUST be unpredictable"); the optional
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import hmac
 import math
+import secrets
 import struct
 from collections.abc import Sequence
 from typing import Final
@@ -94,10 +94,10 @@ class NonceManager:
         if not isinstance(nonce, str) or len(nonce) != _NONCE_LENGTH:
             return False
         try:
-            raw = b64url_decode(nonce)
-        except (ValueError, binascii.Error):
+            raw = b64url_decode(nonce)  # canonical: one spelling per nonce
+        except ValueError:
             return False
-        if len(raw) != _STEP.size + _MAC_BYTES or b64url_encode(raw) != nonce:
+        if len(raw) != _STEP.size + _MAC_BYTES:
             return False
         (step,) = _STEP.unpack(raw[: _STEP.size])
         current = self._step(now)
@@ -113,3 +113,17 @@ class NonceManager:
         """True if ``nonce`` is exactly the nonce :meth:`issue` returns now (so a server
         need not send a fresh ``DPoP-Nonce`` header)."""
         return hmac.compare_digest(nonce.encode(), self.issue(now).encode())
+
+    def response_headers(self, presented: str | None = None, *, now: Now = None) -> dict[str, str]:
+        """The ``DPoP-Nonce`` header a server sends: a fresh nonce with an error, or on
+        success when the client's ``presented`` nonce is no longer the current one
+        (RFC 9449 §8.2, §9); nothing when it is."""
+        if presented is not None and self.is_current(presented, now=now):
+            return {}
+        return {"DPoP-Nonce": self.issue(now)}
+
+    @classmethod
+    def with_random_secret(cls) -> NonceManager:
+        """A manager with a fresh 32-byte secret: enough for one instance; several
+        instances that must agree need one shared secret."""
+        return cls(secrets.token_bytes(32))

@@ -36,7 +36,6 @@ Decisions (each tested):
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -163,7 +162,7 @@ class ResourceServer:
             MemoryReplayCache() if replay_cache is None else replay_cache
         )
         if require_nonce and nonce_manager is None:
-            nonce_manager = NonceManager(secrets.token_bytes(32))
+            nonce_manager = NonceManager.with_random_secret()
         self.require_nonce = require_nonce
         self.nonce_manager = nonce_manager
         self.realm = realm
@@ -192,7 +191,7 @@ class ResourceServer:
 
     def _fresh_nonce_headers(self, now: float) -> dict[str, str]:
         if self.require_nonce and self.nonce_manager is not None:
-            return {"DPoP-Nonce": self.nonce_manager.issue(now=now)}
+            return self.nonce_manager.response_headers(now=now)
         return {}
 
     def _contextualise(self, err: TokenError, scheme: str | None, now: float) -> TokenError:
@@ -305,9 +304,7 @@ class ResourceServer:
             if scheme == "DPoP":
                 proof = self._check_dpop(token, raw_token, dpop_values, method, url, moment)
                 if self.require_nonce and self.nonce_manager is not None:
-                    assert proof.nonce is not None
-                    if not self.nonce_manager.is_current(proof.nonce, now=moment):
-                        response_headers["DPoP-Nonce"] = self.nonce_manager.issue(now=moment)
+                    response_headers = self.nonce_manager.response_headers(proof.nonce, now=moment)
             elif token.jkt is not None:
                 raise InvalidToken(
                     "a DPoP-bound access token must be sent with the DPoP scheme",

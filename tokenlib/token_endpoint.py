@@ -22,7 +22,6 @@ the token request.
 from __future__ import annotations
 
 import hmac
-import secrets
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -89,7 +88,7 @@ class TokenEndpoint:
         )
         self.policy = DPoPPolicy() if policy is None else policy
         if require_nonce and nonce_manager is None:
-            nonce_manager = NonceManager(secrets.token_bytes(32))
+            nonce_manager = NonceManager.with_random_secret()
         self.require_nonce = require_nonce
         self.nonce_manager = nonce_manager
 
@@ -147,15 +146,13 @@ class TokenEndpoint:
         except TokenError as err:
             if isinstance(err, UseDPoPNonce) and err.details.get("presented") is None:
                 err.description = "Authorization server requires nonce in DPoP proof"  # Fig. 20
-            headers_out = {}
+            headers_out: dict[str, str] = {}
             if self.require_nonce and self.nonce_manager is not None:
-                headers_out["DPoP-Nonce"] = self.nonce_manager.issue(now=moment)
+                headers_out = self.nonce_manager.response_headers(now=moment)
             raise err.with_context(endpoint="token", headers=headers_out) from None
         response_headers: dict[str, str] = {}
         if self.require_nonce and self.nonce_manager is not None:
-            assert proof.nonce is not None
-            if not self.nonce_manager.is_current(proof.nonce, now=moment):
-                response_headers["DPoP-Nonce"] = self.nonce_manager.issue(now=moment)
+            response_headers = self.nonce_manager.response_headers(proof.nonce, now=moment)
         return TokenRequest(
             proof=proof,
             jkt=proof.jkt,
