@@ -50,8 +50,8 @@ from cryptography import x509
 
 from tokenlib import _jws
 from tokenlib.bearer import Issuer, verify_access_token
-from tokenlib.dpop import DPoPPolicy, verify_proof
-from tokenlib.errors import InvalidDPoPProof, InvalidToken, TokenError, UseDPoPNonce
+from tokenlib.dpop import DPoPPolicy
+from tokenlib.errors import InvalidDPoPProof, InvalidToken, TokenError
 from tokenlib.introspection import introspect
 from tokenlib.jwk import ALGORITHMS, DEFAULT_ALGORITHMS, PrivateKey, generate_key
 from tokenlib.jwks import JWKSet
@@ -59,6 +59,7 @@ from tokenlib.lab._serve import ServedApp, answer_lifespan
 from tokenlib.mtls import cert_thumbprint
 from tokenlib.nonce import NonceManager
 from tokenlib.replay import MemoryReplayCache
+from tokenlib.token_endpoint import TokenEndpoint, TokenRequest
 
 __all__ = ["ClientRegistration", "LabAuthorizationServer", "OAuthError"]
 
@@ -191,6 +192,7 @@ class LabAuthorizationServer:
         self._lock = threading.Lock()
         self._issuer: Issuer | None = None
         self._nonces: NonceManager | None = None
+        self._endpoint: TokenEndpoint | None = None
         self.issuer_url: str | None = None
         if issuer is not None:
             self.set_issuer(issuer)
@@ -208,6 +210,13 @@ class LabAuthorizationServer:
         self.issuer_url = issuer
         self._issuer = Issuer(issuer, self._signing_key, lifetime=self.access_token_lifetime)
         self._nonces = NonceManager(self._nonce_secret, context=issuer.encode())
+        self._endpoint = TokenEndpoint(
+            f"{issuer}/token",
+            replay_cache=self._dpop_replay,
+            policy=self.dpop_policy,
+            require_nonce=self.require_nonce,
+            nonce_manager=self._nonces,
+        )
 
     def serve(self, *, ssl_context: ssl.SSLContext | None = None, **kwargs: Any) -> ServedApp:
         """Start this server on 127.0.0.1 (ephemeral port) with its issuer set to the URL.
@@ -393,35 +402,12 @@ class LabAuthorizationServer:
 
     # ------------------------------------------------------------------------- DPoP
 
-    def _proof(self, req: _Request, now: float, *, expected_jkt: str | None = None) -> Any:
-        # A comma means a proxy merged several DPoP fields (RFC 9449 §4.3 check 1).
-        values = [part.strip() for k, v in req.headers if k == "dpop" for part in v.split(",")]
-        if not values:
-            return None
-        if self._nonces is None:
+    def _proof(self, req: _Request, now: float, *, refresh_jkt: str | None) -> TokenRequest:
+        """The request's DPoP proof, checked by :class:`tokenlib.token_endpoint.TokenEndpoint`
+        (one ``DPoP`` field, RFC 9449 §4.3, AS nonces, the refresh token's key, §5)."""
+        if self._endpoint is None:
             raise RuntimeError("set_issuer() must be called before the server handles requests")
-        if len(values) > 1:
-            raise InvalidDPoPProof(
-                "more than one DPoP header",
-                details={"check": "header_count", "rfc": "RFC 9449 §4.3"},
-            ).with_context(endpoint="token")
-        try:
-            return verify_proof(
-                values[0],
-                htm="POST",
-                htu=self.token_endpoint,
-                nonce=self._nonces if self.require_nonce else None,
-                now=now,
-                replay_cache=self._dpop_replay,
-                policy=self.dpop_policy,
-                expected_jkt=expected_jkt,
-            )
-        except UseDPoPNonce as err:
-            raise err.with_context(
-                endpoint="token", headers={"DPoP-Nonce": self._nonces.issue(now)}
-            ) from None
-        except TokenError as err:
-            raise err.with_context(endpoint="token") from None
+        return self._endpoint.verify(req.headers, refresh_token_jkt=refresh_jkt, now=now)
 
     # ------------------------------------------------------------------------ grants
 
@@ -437,7 +423,8 @@ class LabAuthorizationServer:
         # already used; the refresh token is only consumed once everything passed.
         refresh_token = form.get("refresh_token", "")
         peeked = self._peek_refresh(refresh_token, now) if grant_type == "refresh_token" else None
-        proof = self._proof(req, now, expected_jkt=peeked.jkt if peeked is not None else None)
+        checked = self._proof(req, now, refresh_jkt=peeked.jkt if peeked is not None else None)
+        proof = checked.proof
         client = self._authenticate(req, now)
         if peeked is None:
             if client.auth_method == "none":
@@ -451,11 +438,6 @@ class LabAuthorizationServer:
         else:
             if peeked.client_id != client.client_id:
                 raise OAuthError("invalid_grant", "refresh token was issued to another client")
-            if peeked.jkt is not None and proof is None:
-                raise OAuthError(
-                    "invalid_grant",
-                    "this refresh token is bound to a DPoP key; send a proof (RFC 9449 §5)",
-                )
             record = self._consume_refresh(refresh_token)
             scope = (
                 self._scope(form.get("scope"), record.scope) if form.get("scope") else record.scope
@@ -481,10 +463,7 @@ class LabAuthorizationServer:
             body["refresh_token"] = self._store_refresh(
                 client.client_id, scope, audience, bound_jkt
             )
-        headers: dict[str, str] = {}
-        if self.require_nonce and self._nonces is not None:
-            headers["DPoP-Nonce"] = self._nonces.issue(now)
-        return body, headers
+        return body, checked.response_headers
 
     def _scope(self, requested: str | None, allowed: frozenset[str]) -> frozenset[str]:
         if not requested:
