@@ -49,7 +49,7 @@ import anyio.to_thread
 from cryptography import x509
 
 from tokenlib.errors import InsufficientScope, InvalidRequest, TokenError
-from tokenlib.mtls import parse_client_cert_header
+from tokenlib.mtls import load_certificate, parse_client_cert_header
 from tokenlib.server import Grant, ResourceServer
 
 __all__ = [
@@ -113,6 +113,14 @@ def _base_url(value: str) -> str:
     if "@" in parts.netloc:
         raise ValueError("public_base_url must not contain userinfo")
     return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+def tls_client_certificate(scope: Scope) -> x509.Certificate | None:
+    """The peer's certificate from the ASGI TLS extension (the leaf of
+    ``client_cert_chain``), or ``None``; ``ValueError`` if it is not a certificate."""
+    tls = (scope.get("extensions") or {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or ()
+    return load_certificate(str(chain[0])) if chain else None
 
 
 def _header_values(scope: Scope, name: bytes) -> list[str]:
@@ -224,12 +232,8 @@ class DPoPMiddleware:
             _log.warning(
                 "ignoring Client-Cert header from untrusted peer %s (RFC 9440 §4)", client[0]
             )
-        tls = (scope.get("extensions") or {}).get("tls") or {}
-        chain = tls.get("client_cert_chain") or ()
-        if not chain:
-            return None
         try:
-            return x509.load_pem_x509_certificate(str(chain[0]).encode("ascii"))
+            return tls_client_certificate(scope)
         except ValueError:
             raise InvalidRequest(
                 "the TLS client certificate could not be read",

@@ -180,14 +180,17 @@ def _error_record(exc: TokenError) -> dict[str, object]:
 
 
 def _cert_from_bytes(data: bytes) -> x509.Certificate | None:
-    if b"-----BEGIN CERTIFICATE-----" in data:
-        return x509.load_pem_x509_certificate(data)
-    if data[:1] == b"\x30":
-        try:
-            return x509.load_der_x509_certificate(data)
-        except ValueError:
-            return None
-    return None
+    """A PEM or DER certificate, or ``None`` when ``data`` is something else (a key)."""
+    if b"-----BEGIN CERTIFICATE-----" not in data and data[:1] != b"\x30":
+        return None
+    from tokenlib.mtls import load_certificate
+
+    try:
+        return load_certificate(data)
+    except ValueError:
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            raise
+        return None
 
 
 def _x5t_s256(cert: x509.Certificate) -> str:

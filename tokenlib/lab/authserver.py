@@ -49,6 +49,7 @@ from urllib.parse import parse_qsl
 from cryptography import x509
 
 from tokenlib import _jws
+from tokenlib.asgi import tls_client_certificate
 from tokenlib.bearer import Issuer, verify_access_token
 from tokenlib.dpop import DPoPPolicy
 from tokenlib.errors import InvalidDPoPProof, InvalidToken, TokenError
@@ -605,10 +606,7 @@ async def _read_request(scope: Scope, receive: Receive) -> _Request:
         if key in form:
             raise OAuthError("invalid_request", f"parameter {key!r} repeated (RFC 6749 §3.2)")
         form[key] = value
-    tls = (scope.get("extensions") or {}).get("tls") or {}
-    chain = tls.get("client_cert_chain") or ()
-    cert = x509.load_pem_x509_certificate(str(chain[0]).encode("ascii")) if chain else None
-    return _Request(scope["method"], scope["path"], headers, form, cert)
+    return _Request(scope["method"], scope["path"], headers, form, tls_client_certificate(scope))
 
 
 async def _json(
