@@ -54,6 +54,7 @@ __all__ = [
     "parse_parts",
     "sign",
     "sign_raw",
+    "split_compact",
     "verify_fitted",
     "verify_signature",
 ]
@@ -205,11 +206,11 @@ def parse(
     return ParsedJWS(*parse_parts(token, max_length=max_length, error=error, what=what))
 
 
-def parse_parts(
+def split_compact(
     token: object, *, max_length: int, error: type[TokenError], what: str
-) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
-    """``parse`` as a plain ``(header, payload, signing_input, signature)`` tuple, for
-    the per-request path (no result object to build)."""
+) -> list[str]:
+    """The three segments of a compact JWS: a string, no longer than ``max_length``
+    (checked before anything is decoded), with exactly two dots."""
     if not isinstance(token, str):
         raise error(f"the {what} is not a string", details={"check": "syntax"})
     if len(token) > max_length:
@@ -222,7 +223,17 @@ def parse_parts(
         raise error(
             f"the {what} is not a compact JWS (three segments)", details={"check": "syntax"}
         )
-    head_b64, body_b64, sig_b64 = parts
+    return parts
+
+
+def parse_parts(
+    token: object, *, max_length: int, error: type[TokenError], what: str
+) -> tuple[dict[str, Any], dict[str, Any], bytes, bytes]:
+    """``parse`` as a plain ``(header, payload, signing_input, signature)`` tuple, for
+    the per-request path (no result object to build)."""
+    head_b64, body_b64, sig_b64 = split_compact(
+        token, max_length=max_length, error=error, what=what
+    )
     try:
         signature = b64url_decode(sig_b64)
         body_raw = b64url_decode(body_b64)
@@ -240,7 +251,7 @@ def parse_parts(
         ):
             _HEADERS.put(head_b64, dict(header))
     payload = _json_object(body_raw, f"{what} payload", error)
-    signing_input = token[: len(head_b64) + 1 + len(body_b64)].encode("ascii")
+    signing_input = f"{head_b64}.{body_b64}".encode("ascii")
     return header, payload, signing_input, signature
 
 

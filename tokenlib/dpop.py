@@ -32,7 +32,7 @@ from tokenlib._dpop_jws import (
 from tokenlib._htu import normalize_htu, normalize_server_url
 from tokenlib._time import Now, resolve_now
 from tokenlib.claims import _is_number, _slot_setters
-from tokenlib.errors import InvalidRequest, ReplayDetected, UseDPoPNonce
+from tokenlib.errors import InvalidDPoPProof, InvalidRequest, ReplayDetected, UseDPoPNonce
 from tokenlib.jwk import (
     ALGORITHMS,
     DEFAULT_ALGORITHMS,
@@ -335,17 +335,10 @@ def verify_proof(
     """
     pol = _DEFAULT_POLICY if policy is None else policy
     # 1. size before anything is decoded, then a strict compact-JWS parse.
-    if not isinstance(proof, str):
-        raise fail("the DPoP proof is not a string", "syntax")
-    if len(proof) > pol.max_proof_length:
-        raise fail(
-            "the DPoP proof is too large",
-            "size",
-            length=len(proof),
-            limit=pol.max_proof_length,
-        )
-    parts = proof.split(".")
-    if len(parts) != 3 or not all(parts):
+    parts = _jws.split_compact(
+        proof, max_length=pol.max_proof_length, error=InvalidDPoPProof, what="DPoP proof"
+    )
+    if not all(parts):
         raise fail(
             "the DPoP proof is not a single compact JWS (three base64url segments)", "syntax"
         )
