@@ -73,6 +73,8 @@ DEFAULT_FLOW: dict[str, Any] = {
     "exposure_channels": "app_logs",
     "forwards_token": False,
 }
+DEFAULT_FLOW["authorization_server"] = "as-default"
+DEFAULT_FLOW["token_exchange"] = False
 
 DEFAULT_SERVICE: dict[str, Any] = {
     "owner": "team-a",
@@ -109,6 +111,25 @@ def services_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df["jti_cache"] = pd.Categorical(df["jti_cache"], categories=["none", "per_instance", "shared"])
     for col in ("sensitivity", "instances", "iat_past_s", "iat_future_s"):
         df[col] = df[col].astype("int64")
+    return df
+
+
+def authorization_servers_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Authorization-servers DataFrame with the contract dtypes (each row needs ``as_id``;
+    product defaults to "", every capability to False)."""
+    defaults: dict[str, Any] = {
+        "product": "",
+        "issues_dpop": False,
+        "issues_mtls": False,
+        "binds_refresh_tokens": False,
+        "supports_token_exchange": False,
+    }
+    columns = ["as_id", *defaults]
+    df = pd.DataFrame([{**defaults, **r} for r in rows], columns=columns)
+    for col in ("as_id", "product"):
+        df[col] = df[col].astype("str")
+    for col in columns[2:]:
+        df[col] = df[col].astype(bool)
     return df
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +33,19 @@ def generated(request: pytest.FixtureRequest) -> tuple[str, pd.DataFrame, pd.Dat
     return request.param, inv.flows, inv.services
 
 
-def test_same_inputs_same_bytes() -> None:
-    a = generate_inventory("saas", 2000, seed=7)
-    b = generate_inventory("saas", 2000, seed=7)
+@pytest.fixture(scope="module", params=sorted(PROFILES))
+def generated_servers(request: pytest.FixtureRequest) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    inv = generate_inventory(request.param, N, seed=42)
+    return request.param, inv.flows, inv.authorization_servers
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_same_inputs_same_bytes(profile: str) -> None:
+    a = generate_inventory(profile, 2000, seed=7)
+    b = generate_inventory(profile, 2000, seed=7)
     assert table_bytes(a.flows) == table_bytes(b.flows)
     assert table_bytes(a.services) == table_bytes(b.services)
+    assert table_bytes(a.authorization_servers) == table_bytes(b.authorization_servers)
 
 
 @pytest.mark.parametrize(("other_profile", "other_seed"), [("saas", 8), ("bank", 7)])
@@ -48,7 +57,7 @@ def test_different_seed_or_profile_differs(other_profile: str, other_seed: int) 
 
 def test_bundled_default_is_reproducible() -> None:
     files = bundle_files()
-    for name in ("flows.csv", "services.csv"):
+    for name in ("flows.csv", "services.csv", "authorization_servers.csv"):
         assert (DATA / name).read_bytes() == files[name], (
             f"data/{name} differs from the generator: run python -m tokenlib.analysis.inventory"
             " bundle (and bump GENERATOR_VERSION if the change is intended)"
@@ -84,6 +93,96 @@ def test_generated_output_passes_the_validator(
     assert not inv.report.problems, inv.report
     pd.testing.assert_frame_equal(inv.flows, flows)
     pd.testing.assert_frame_equal(inv.services, services)
+
+
+def test_generated_authorization_servers_pass_the_validator(
+    generated_servers: tuple[str, pd.DataFrame, pd.DataFrame],
+) -> None:
+    _, flows, servers = generated_servers
+    inv = load_inventory(flows, authorization_servers=servers)
+    assert inv.report is not None
+    assert not inv.report.problems, inv.report
+    assert not inv.report.authorization_servers_derived
+    pd.testing.assert_frame_equal(inv.authorization_servers, servers)
+
+
+def test_bindings_only_on_authorization_servers_that_issue_them(
+    generated_servers: tuple[str, pd.DataFrame, pd.DataFrame],
+) -> None:
+    _, f, servers = generated_servers
+    a = servers.set_index("as_id")
+    assert a.index.is_unique
+    assert set(f["authorization_server"]) <= set(a.index)
+    on = a.loc[f["authorization_server"]].reset_index(drop=True)
+    dpop = (f["binding"] == "dpop").to_numpy()
+    mtls = (f["binding"] == "mtls").to_numpy()
+    assert dpop.any()
+    assert mtls.any()
+    assert on.loc[dpop, "issues_dpop"].all()  # a dpop flow is never on a non-DPoP server
+    assert on.loc[mtls, "issues_mtls"].all()
+    exchange = f["token_exchange"].to_numpy()
+    assert exchange.any()
+    assert f.loc[exchange, "forwards_token"].all()
+    assert on.loc[exchange, "supports_token_exchange"].all()
+    share = exchange.sum() / (f["forwards_token"].to_numpy() & on["supports_token_exchange"]).sum()
+    assert 0.05 < share < 0.7
+    # every client registers with exactly one server
+    assert (f.groupby("client_id")["authorization_server"].nunique() == 1).all()
+
+
+@pytest.mark.parametrize(
+    ("profile", "bound_product", "bearer_only_product"),
+    [
+        ("saas", "Keycloak 26.4", "Microsoft Entra ID"),
+        ("bank", "Keycloak 26.4 (FAPI 2.0 client policies)", "in-house OAuth 2.0 server (legacy)"),
+        ("public_sector", "Keycloak 26.4", "Microsoft Entra ID"),
+    ],
+)
+def test_authorization_servers_are_realistic_per_profile(
+    profile: str, bound_product: str, bearer_only_product: str
+) -> None:
+    inv = generate_inventory(profile, N, seed=42)
+    a = inv.authorization_servers.set_index("product")
+    assert 2 <= len(a) <= 3
+    assert a.loc[bound_product, ["issues_dpop", "issues_mtls", "binds_refresh_tokens"]].all()
+    capabilities = ["issues_dpop", "issues_mtls", "supports_token_exchange"]
+    assert not a.loc[bearer_only_product, capabilities].any()
+    bearer_only = inv.authorization_servers.loc[
+        inv.authorization_servers["product"] == bearer_only_product, "as_id"
+    ].iloc[0]
+    on_it = inv.flows["authorization_server"] == bearer_only
+    assert on_it.any()
+    assert (inv.flows.loc[on_it, "binding"] == "bearer").all()
+    if profile == "public_sector":
+        assert on_it.mean() > 0.7  # standardised on Entra ID
+
+
+def test_authorization_servers_are_drawn_last() -> None:
+    """Changing a profile's servers changes only the two new flow columns."""
+    base = generate_inventory("bank", 1500, seed=4)
+    single = dataclasses.replace(
+        PROFILES["bank"],
+        authorization_servers=P.DEFAULT_AUTHORIZATION_SERVERS,
+        token_exchange_share=0.0,
+    )
+    other = generate_inventory(single, 1500, seed=4)
+    new = ["authorization_server", "token_exchange"]
+    pd.testing.assert_frame_equal(base.flows.drop(columns=new), other.flows.drop(columns=new))
+    pd.testing.assert_frame_equal(base.services, other.services)
+    assert set(other.flows["authorization_server"]) == {"as-default"}
+    assert not other.flows["token_exchange"].any()
+
+
+def test_profile_without_a_dpop_issuer_is_rejected() -> None:
+    no_dpop = dataclasses.replace(
+        PROFILES["saas"],
+        authorization_servers=tuple(
+            dataclasses.replace(a, issues_dpop=False)
+            for a in PROFILES["saas"].authorization_servers
+        ),
+    )
+    with pytest.raises(ValueError, match="no authorization server issues dpop"):
+        generate_inventory(no_dpop, 500, seed=1)
 
 
 def test_cross_field_invariants(generated: tuple[str, pd.DataFrame, pd.DataFrame]) -> None:
@@ -230,3 +329,12 @@ def test_any_generated_inventory_is_valid(profile: str, n: int, seed: int) -> No
     loaded = load_inventory(inv.flows, services=inv.services)
     assert loaded.report is not None
     assert not loaded.report.problems, loaded.report
+    servers = inv.authorization_servers.set_index("as_id")
+    on = servers.loc[inv.flows["authorization_server"]].reset_index(drop=True)
+    assert on.loc[(inv.flows["binding"] == "dpop").to_numpy(), "issues_dpop"].all()
+    assert on.loc[(inv.flows["binding"] == "mtls").to_numpy(), "issues_mtls"].all()
+    with_servers = load_inventory(
+        inv.flows, services=inv.services, authorization_servers=inv.authorization_servers
+    )
+    assert with_servers.report is not None
+    assert not with_servers.report.problems, with_servers.report

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.analysis.conftest_models import authorization_servers_frame, flows_frame
 from tokenlib.analysis import schema as S
 from tokenlib.analysis.inventory import (
     Inventory,
@@ -20,6 +21,7 @@ from tokenlib.analysis.inventory import (
     Problem,
     atomic_write_bytes,
     data_dir,
+    derive_authorization_servers,
     exposure_matrix,
     generate_inventory,
     load_inventory,
@@ -39,12 +41,25 @@ def _template() -> tuple[pd.DataFrame, pd.DataFrame]:
     return flows, services
 
 
-def _write(tmp: Path, flows: pd.DataFrame, services: pd.DataFrame | None = None) -> Path:
+def _template_servers() -> pd.DataFrame:
+    return pd.read_csv(
+        DATA / "template_authorization_servers.csv", comment="#", dtype=str, keep_default_na=False
+    )
+
+
+def _write(
+    tmp: Path,
+    flows: pd.DataFrame,
+    services: pd.DataFrame | None = None,
+    servers: pd.DataFrame | None = None,
+) -> Path:
     tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / "flows.csv"
     flows.to_csv(path, index=False)
     if services is not None:
         services.to_csv(tmp / "services.csv", index=False)
+    if servers is not None:
+        servers.to_csv(tmp / "authorization_servers.csv", index=False)
     return path
 
 
@@ -71,6 +86,11 @@ def test_default_loads_with_contract_dtypes() -> None:
     for col in S.SERVICE_COLUMNS:
         assert str(inv.services[col.name].dtype) == col.pandas_dtype, col.name
     assert set(inv.flows["resource_server"]) <= set(inv.services["service_id"])
+    for col in S.AUTHORIZATION_SERVER_COLUMNS:
+        assert str(inv.authorization_servers[col.name].dtype) == col.pandas_dtype, col.name
+    assert not inv.report.authorization_servers_derived
+    assert inv.report.authorization_servers_source.endswith("authorization_servers.csv")
+    assert set(inv.flows["authorization_server"]) <= set(inv.authorization_servers["as_id"])
 
 
 def test_default_found_independently_of_cwd(
@@ -87,8 +107,11 @@ def test_template_is_a_valid_inventory() -> None:
     assert inv.report.ok
     assert not inv.report.warnings
     assert inv.report.services_source.endswith("template_services.csv")
+    assert inv.report.authorization_servers_source.endswith("template_authorization_servers.csv")
     assert len(inv.flows) == 6
     assert len(inv.services) == 3
+    assert list(inv.authorization_servers["as_id"]) == ["as-customer", "as-workforce"]
+    assert inv.flows["token_exchange"].any()
 
 
 # --- formats --------------------------------------------------------------------------------
@@ -97,16 +120,19 @@ def test_template_is_a_valid_inventory() -> None:
 def _assert_same(a: Inventory, b: Inventory) -> None:
     pd.testing.assert_frame_equal(a.flows, b.flows)
     pd.testing.assert_frame_equal(a.services, b.services)
+    pd.testing.assert_frame_equal(a.authorization_servers, b.authorization_servers)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_round_trip(tmp_path: Path, fmt: str) -> None:
     inv = generate_inventory("bank", 300, seed=3)
     flows_path, _ = write_inventory(inv, tmp_path, fmt=fmt)  # type: ignore[arg-type]
+    assert (tmp_path / f"authorization_servers.{fmt}").is_file()
     back = load_inventory(flows_path)
     _assert_same(inv, back)
     assert back.report is not None
     assert back.report.ok
+    assert not back.report.authorization_servers_derived
 
 
 def test_csv_and_parquet_load_identically(tmp_path: Path) -> None:
@@ -420,6 +446,7 @@ WARNINGS = [
     ("confidential_spa", 0, "client_type", "confidential", "public_kind_confidential"),
     ("proxy_logs_direct", 0, "path", "", "proxy_logs_without_proxy"),
     ("forward_no_down", 1, "forwards_token", "true", "forward_without_downstream"),
+    ("exchange_no_forward", 1, "token_exchange", "true", "token_exchange_without_forwarding"),
 ]
 
 
@@ -598,6 +625,8 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
             "audience_restricted",
             "flow_id",
             "scopes",
+            "authorization_server",
+            "token_exchange",
         ]
     ),
 )
@@ -722,3 +751,353 @@ def test_no_forwarding_warning_when_services_are_derived(tmp_path: Path) -> None
     assert inv.report.services_derived
     assert not inv.report.problems
     assert bool(inv.flows.loc[0, "forwards_token"])
+
+
+# --- authorization servers ------------------------------------------------------------------
+
+
+def _servers_problems(
+    tmp: Path, flows: pd.DataFrame, services: pd.DataFrame, servers: pd.DataFrame
+) -> list[Problem]:
+    return [p for p in _problems(_write(tmp, flows, services, servers)) if p.severity == "error"]
+
+
+ServerMutation = Callable[[pd.DataFrame, pd.DataFrame], None]
+
+
+def _flow(row: int, column: str, value: str) -> ServerMutation:
+    def apply(flows: pd.DataFrame, servers: pd.DataFrame) -> None:
+        flows.loc[row, column] = value
+
+    return apply
+
+
+def _server(row: int, column: str, value: str) -> ServerMutation:
+    def apply(flows: pd.DataFrame, servers: pd.DataFrame) -> None:
+        servers.loc[row, column] = value
+
+    return apply
+
+
+# Template: flows rows 0 (dpop), 2 (dpop) and 3 (mtls) are on as-customer (server row 0),
+# row 4 (bearer) on as-workforce (server row 1, which issues neither binding).
+BAD_SERVERS: list[tuple[str, ServerMutation, set[tuple[str, int, str, str]]]] = [
+    (
+        "unknown_as",
+        _flow(5, "authorization_server", "as-nope"),
+        {("flows", 7, "authorization_server", "unknown_authorization_server")},
+    ),
+    (
+        "dpop_on_non_dpop_as",
+        _flow(2, "authorization_server", "as-workforce"),
+        {("flows", 4, "binding", "unissued_binding")},
+    ),
+    (
+        "mtls_on_non_mtls_as",
+        _flow(3, "authorization_server", "as-workforce"),
+        {("flows", 5, "binding", "unissued_binding")},
+    ),
+    (
+        "as_stops_issuing_dpop",
+        _server(0, "issues_dpop", "false"),
+        {("flows", 2, "binding", "unissued_binding"), ("flows", 4, "binding", "unissued_binding")},
+    ),
+    (
+        "as_stops_issuing_mtls",
+        _server(0, "issues_mtls", "no"),
+        {("flows", 5, "binding", "unissued_binding")},
+    ),
+    (
+        "duplicate_as_id",
+        _server(1, "as_id", "as-customer"),
+        {
+            ("authorization_servers", 3, "as_id", "duplicate"),
+            ("flows", 6, "authorization_server", "unknown_authorization_server"),
+        },
+    ),
+    (
+        "bad_boolean",
+        _server(1, "binds_refresh_tokens", "perhaps"),
+        {("authorization_servers", 3, "binds_refresh_tokens", "type")},
+    ),
+    (  # an unreadable capability is reported once, not again on every flow of the server
+        "bad_dpop_flag",
+        _server(0, "issues_dpop", "maybe"),
+        {("authorization_servers", 2, "issues_dpop", "type")},
+    ),
+    (
+        "empty_as_id",
+        _server(1, "as_id", ""),
+        {
+            ("authorization_servers", 3, "as_id", "missing_value"),
+            ("flows", 6, "authorization_server", "unknown_authorization_server"),
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"), [b[1:] for b in BAD_SERVERS], ids=[b[0] for b in BAD_SERVERS]
+)
+def test_bad_authorization_servers(
+    tmp_path: Path, mutate: ServerMutation, expected: set[tuple[str, int, str, str]]
+) -> None:
+    flows, services = _template()
+    servers = _template_servers()
+    mutate(flows, servers)
+    problems = _servers_problems(tmp_path, flows, services, servers)
+    assert {(p.table, p.row, p.column, p.code) for p in problems} == expected
+    for p in problems:
+        name = "authorization_servers.csv" if p.table == "authorization_servers" else "flows.csv"
+        assert p.file.endswith(name)
+    unissued = [p for p in problems if p.code == "unissued_binding"]
+    assert all("authorization_server=" in p.value and "RFC" in p.expected for p in unissued)
+
+
+def test_missing_as_id_column_is_fatal_even_when_dropping(tmp_path: Path) -> None:
+    flows, services = _template()
+    servers = _template_servers().drop(columns=["as_id"])
+    path = _write(tmp_path, flows, services, servers)
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path, on_error="drop")
+    assert [(p.table, p.column, p.code) for p in info.value.problems] == [
+        ("authorization_servers", "as_id", "missing_column")
+    ]
+
+
+def test_drop_mode_drops_flows_of_dropped_authorization_servers(tmp_path: Path) -> None:
+    flows, services = _template()
+    servers = _template_servers()
+    servers.loc[1, "issues_dpop"] = "maybe"  # as-workforce dropped -> nightly-export goes too
+    inv = load_inventory(_write(tmp_path, flows, services, servers), on_error="drop")
+    report = inv.report
+    assert report is not None
+    assert not report.ok
+    assert report.dropped_authorization_server_rows == (3,)
+    assert report.dropped_flow_rows == (6,)
+    assert list(inv.authorization_servers["as_id"]) == ["as-customer"]
+    assert "nightly-export" not in set(inv.flows["flow_id"])
+    assert (report.authorization_servers_in, report.authorization_servers_out) == (2, 1)
+    assert report.to_dict()["dropped_authorization_server_rows"] == [3]
+
+
+def test_token_exchange_unsupported_is_a_warning(tmp_path: Path) -> None:
+    flows, services = _template()
+    flows.loc[4, "token_exchange"] = "true"  # nightly-export forwards, on as-workforce
+    inv = load_inventory(_write(tmp_path, flows, services, _template_servers()))
+    assert inv.report is not None
+    assert inv.report.ok
+    assert [(p.row, p.column, p.code) for p in inv.report.warnings] == [
+        (6, "token_exchange", "token_exchange_unsupported")
+    ]
+    assert len(inv.flows) == 6
+
+
+def test_folder_with_and_without_authorization_servers_file(tmp_path: Path) -> None:
+    flows, services = _template()
+    servers = _template_servers()
+    servers.loc[1, "product"] = "Microsoft Entra ID (tenant 2)"
+    with_file = load_inventory(_write(tmp_path / "with", flows, services, servers))
+    without = load_inventory(_write(tmp_path / "without", flows, services))
+    assert with_file.report is not None
+    assert without.report is not None
+    assert not with_file.report.authorization_servers_derived
+    assert with_file.report.authorization_servers_source == str(
+        tmp_path / "with" / "authorization_servers.csv"
+    )
+    assert with_file.authorization_servers.loc[1, "product"] == "Microsoft Entra ID (tenant 2)"
+    assert without.report.authorization_servers_derived
+    assert without.report.authorization_servers_source == "<derived from flows>"
+    assert any("derived 2 authorization server" in n for n in without.report.notes)
+    derived = without.authorization_servers
+    pd.testing.assert_frame_equal(derived, derive_authorization_servers(without.flows))
+    assert list(derived["as_id"]) == ["as-customer", "as-workforce"]
+    assert list(derived["product"]) == ["", ""]
+    assert list(derived["issues_dpop"]) == [True, False]
+    assert list(derived["issues_mtls"]) == [True, False]
+    assert list(derived["binds_refresh_tokens"]) == [True, False]
+    assert list(derived["supports_token_exchange"]) == [True, False]
+    pd.testing.assert_frame_equal(with_file.flows, without.flows)
+
+
+def test_authorization_servers_argument_path_and_frame(tmp_path: Path) -> None:
+    flows, services = _template()
+    servers = _template_servers()
+    other = tmp_path / "elsewhere" / "issuers.csv"
+    other.parent.mkdir()
+    servers.to_csv(other, index=False)
+    by_path = load_inventory(_write(tmp_path, flows, services), authorization_servers=other)
+    by_frame = load_inventory(flows, services=services, authorization_servers=servers)
+    assert by_path.report is not None
+    assert by_frame.report is not None
+    assert by_path.report.authorization_servers_source == str(other)
+    assert by_frame.report.authorization_servers_source == "<authorization_servers DataFrame>"
+    pd.testing.assert_frame_equal(by_path.authorization_servers, by_frame.authorization_servers)
+    assert list(by_frame.authorization_servers["product"]) == [
+        "Keycloak 26.4",
+        "Microsoft Entra ID",
+    ]
+
+
+def test_sibling_authorization_servers_follow_the_flows_name(tmp_path: Path) -> None:
+    flows, services = _template()
+    flows.to_csv(tmp_path / "prod_flows.csv", index=False)
+    services.to_csv(tmp_path / "prod_services.csv", index=False)
+    _template_servers().to_csv(tmp_path / "prod_authorization_servers.csv", index=False)
+    inv = load_inventory(tmp_path / "prod_flows.csv")
+    assert inv.report is not None
+    assert inv.report.authorization_servers_source.endswith("prod_authorization_servers.csv")
+
+
+def test_authorization_server_defaults_come_from_the_flows(tmp_path: Path) -> None:
+    flows, services = _template()
+    servers = pd.DataFrame(
+        {"as_id": ["as-customer", "as-workforce", "as-unused"], "issues_mtls": ["", "", "true"]}
+    )
+    inv = load_inventory(_write(tmp_path, flows, services, servers))
+    a = inv.authorization_servers.set_index("as_id")
+    assert list(a["issues_dpop"]) == [True, False, False]
+    assert list(a["issues_mtls"]) == [True, False, True]
+    assert list(a["binds_refresh_tokens"]) == [True, False, False]
+    assert list(a["supports_token_exchange"]) == [True, False, False]
+    assert list(a["product"]) == ["", "", ""]
+    report = inv.report
+    assert report is not None
+    assert ("authorization_servers", "issues_dpop", 3) in report.defaults
+    assert ("authorization_servers", "issues_mtls", 2) in report.defaults
+    assert report.ok
+
+
+def test_authorization_server_names_and_aliases(tmp_path: Path) -> None:
+    flows, services = _template()
+    servers = _template_servers()
+    base = load_inventory(_write(tmp_path / "b", flows, services, servers))
+    renamed_flows = flows.rename(
+        columns={"authorization_server": "IdP", "token_exchange": "Exchanges-Token"}
+    )
+    renamed_servers = servers.rename(
+        columns={
+            "as_id": "Issuer",
+            "issues_dpop": "DPoP_Bound_Access_Tokens",
+            "supports_token_exchange": "RFC8693",
+            "product": "Vendor",
+        }
+    )
+    inv = load_inventory(_write(tmp_path / "r", renamed_flows, services, renamed_servers))
+    _assert_same(base, inv)
+    assert inv.report is not None
+    given = {(t, g) for t, g, _ in inv.report.aliases}
+    assert {("flows", "IdP"), ("flows", "Exchanges-Token")} <= given
+    assert {("authorization_servers", "Issuer"), ("authorization_servers", "RFC8693")} <= given
+
+
+def test_flows_without_the_new_columns_get_defaults(tmp_path: Path) -> None:
+    flows, services = _template()
+    flows = flows.drop(columns=["authorization_server", "token_exchange"])
+    inv = load_inventory(_write(tmp_path, flows, services))
+    assert (inv.flows["authorization_server"] == "as-default").all()
+    assert not inv.flows["token_exchange"].any()
+    assert list(inv.authorization_servers["as_id"]) == ["as-default"]
+    assert bool(inv.authorization_servers.loc[0, "issues_dpop"])
+    assert inv.report is not None
+    assert ("flows", "authorization_server", 6) in inv.report.defaults
+    with pytest.raises(InventoryError) as info:  # an AS file without as-default
+        load_inventory(_write(tmp_path / "x", flows, services, _template_servers()))
+    assert {p.code for p in info.value.problems} == {"unknown_authorization_server"}
+    assert len(info.value.problems) == 6
+
+
+def test_problems_of_three_files_are_listed_in_file_order(tmp_path: Path) -> None:
+    flows, services = _template()
+    servers = _template_servers()
+    flows.loc[1, "environment"] = "moon"
+    services.loc[0, "sensitivity"] = "0"
+    servers.loc[1, "issues_mtls"] = "x"
+    problems = _problems(_write(tmp_path, flows, services, servers))
+    assert [(p.table, p.row) for p in problems] == [
+        ("services", 2),
+        ("authorization_servers", 3),
+        ("flows", 3),
+    ]
+
+
+def test_derive_authorization_servers_from_hand_built_flows() -> None:
+    flows = flows_frame(
+        [
+            {"authorization_server": "as-x", "binding": "dpop", "key_storage": "software"},
+            {"authorization_server": "as-y", "binding": "bearer"},
+            {"authorization_server": "as-y", "forwards_token": True, "token_exchange": True},
+            {"authorization_server": "as-z", "binding": "mtls", "cert_management": "manual"},
+            {"authorization_server": "as-x", "binding": "bearer"},
+        ]
+    )
+    derived = derive_authorization_servers(flows)
+    expected = authorization_servers_frame(
+        [
+            {"as_id": "as-x", "issues_dpop": True, "binds_refresh_tokens": True},
+            {"as_id": "as-y", "supports_token_exchange": True},
+            {"as_id": "as-z", "issues_mtls": True},
+        ]
+    )
+    pd.testing.assert_frame_equal(derived, expected)
+    for col in S.AUTHORIZATION_SERVER_COLUMNS:
+        assert str(derived[col.name].dtype) == col.pandas_dtype
+
+
+def test_derive_authorization_servers_without_the_new_columns() -> None:
+    flows = flows_frame([{"binding": "dpop"}, {"binding": "bearer"}]).drop(
+        columns=["authorization_server", "token_exchange"]
+    )
+    derived = derive_authorization_servers(flows)
+    assert list(derived["as_id"]) == ["as-default"]
+    assert list(derived["issues_dpop"]) == [True]
+    assert list(derived["issues_mtls"]) == [False]
+    assert list(derived["supports_token_exchange"]) == [False]
+    empty = derive_authorization_servers(flows.iloc[:0])
+    assert len(empty) == 0
+    assert list(empty.columns) == list(S.AUTHORIZATION_SERVERS.names)
+
+
+def test_derive_accepts_binding_codes_and_empty_ids() -> None:
+    flows = pd.DataFrame(
+        {
+            "authorization_server": ["", "as-a", None],
+            "binding": [2, 1, 0],
+            "token_exchange": [False, False, True],
+        }
+    )
+    derived = derive_authorization_servers(flows).set_index("as_id")
+    assert list(derived.index) == ["as-a", "as-default"]
+    assert list(derived["issues_dpop"]) == [False, True]
+    assert list(derived["issues_mtls"]) == [True, False]
+    assert list(derived["supports_token_exchange"]) == [False, True]
+
+
+def test_inventory_constructor_stays_backward_compatible() -> None:
+    flows = flows_frame([{"authorization_server": "as-q", "binding": "bearer"}])
+    services = pd.DataFrame({"service_id": ["api"]})
+    inv = Inventory(flows, services, "hand")
+    assert list(inv.authorization_servers["as_id"]) == ["as-q"]
+    assert "authorization_servers=1" in repr(inv)
+    given = authorization_servers_frame([{"as_id": "as-q", "product": "X"}])
+    explicit = Inventory(flows, services, "hand", None, given)
+    assert explicit.authorization_servers is given
+
+
+def test_write_inventory_writes_three_files_atomically(tmp_path: Path) -> None:
+    inv = generate_inventory("public_sector", 150, seed=2)
+    flows_path, services_path = write_inventory(inv, tmp_path)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["authorization_servers.csv", "flows.csv", "services.csv"]
+    assert (flows_path.name, services_path.name) == ("flows.csv", "services.csv")
+    assert (tmp_path / "authorization_servers.csv").stat().st_mode & 0o777 == 0o644
+    with pytest.raises(ValueError, match="fmt"):
+        write_inventory(inv, tmp_path / "bad", fmt="xlsx")  # type: ignore[arg-type]
+    assert not (tmp_path / "bad").exists()
+
+
+def test_summary_counts_authorization_servers() -> None:
+    inv = load_inventory("default")
+    data = summary(inv)
+    assert data["n_authorization_servers"] == len(inv.authorization_servers)
+    assert sum(data["by_authorization_server"].values()) == len(inv.flows)

@@ -41,15 +41,23 @@ def test_generate_validate_summary(tmp_path: Path, capsys: pytest.CaptureFixture
     )
     assert (out / "flows.csv").is_file()
     assert (out / "services.csv").is_file()
-    assert "wrote 300 flows" in capsys.readouterr().out
+    assert (out / "authorization_servers.csv").is_file()
+    written = capsys.readouterr().out
+    assert "wrote 300 flows" in written
+    assert "2 authorization servers to" in written
 
     assert _run(["inventory", "validate", str(out / "flows.csv")]) == 0
-    assert capsys.readouterr().out.startswith("valid:")
+    text = capsys.readouterr().out
+    assert text.startswith("valid:")
+    assert "2 of 2 authorization servers" in text
 
     assert _run(["inventory", "validate", str(out / "flows.csv"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True
     assert report["flows_out"] == 300
+    assert report["authorization_servers_derived"] is False
+    assert report["authorization_servers_source"].endswith("authorization_servers.csv")
+    assert report["authorization_servers_out"] == 2
 
     assert _run(["inventory", "summary", str(out / "flows.csv"), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
@@ -62,6 +70,31 @@ def test_generate_validate_summary(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "client kind:" in text
     assert "client path:" in text
     assert "binding:" in text
+    assert "authorization server:" in text
+    assert "as-fapi" in text
+
+
+def test_validate_reports_authorization_server_problems(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "flows.csv").write_text(
+        "client_id,client_kind,resource_server,binding,key_storage,authorization_server\n"
+        "a,service,api,dpop,software,entra\n"
+        "b,service,api,bearer,none,keycloak\n"
+        "c,service,api,bearer,none,okta\n"
+    )
+    (tmp_path / "authorization_servers.csv").write_text(
+        "as_id,product,issues_dpop\nentra,Microsoft Entra ID,false\nkeycloak,Keycloak 26.4,\n"
+    )
+    path = tmp_path / "flows.csv"
+    assert _run(["inventory", "validate", str(path), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert {(p["row"], p["code"]) for p in report["problems"]} == {
+        (2, "unissued_binding"),
+        (4, "unknown_authorization_server"),
+    }
+    assert report["dropped_flow_rows"] == [2, 4]
+    assert report["authorization_servers_derived"] is False
 
 
 def test_generate_is_deterministic_and_parquet(tmp_path: Path) -> None:
@@ -165,6 +198,7 @@ def test_bundle_writes_into_a_fresh_directory(tmp_path: Path) -> None:
     assert {p.name for p in tmp_path.iterdir()} >= {
         "flows.csv",
         "services.csv",
+        "authorization_servers.csv",
         "README.md",
         "datapackage.json",
     }

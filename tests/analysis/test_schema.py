@@ -39,6 +39,16 @@ CONTRACT_FLOWS = {
     "requests_per_day": "int64",
     "exposure_channels": "str",
     "forwards_token": "bool",
+    "authorization_server": "str",
+    "token_exchange": "bool",
+}
+CONTRACT_AUTHORIZATION_SERVERS = {
+    "as_id": "str",
+    "product": "str",
+    "issues_dpop": "bool",
+    "issues_mtls": "bool",
+    "binds_refresh_tokens": "bool",
+    "supports_token_exchange": "bool",
 }
 CONTRACT_SERVICES = {
     "service_id": "str",
@@ -114,6 +124,48 @@ def test_service_columns_match_contract() -> None:
     )
 
 
+def test_authorization_server_columns_match_contract() -> None:
+    spec = S.AUTHORIZATION_SERVERS
+    assert {c.name: c.pandas_dtype for c in spec.columns} == CONTRACT_AUTHORIZATION_SERVERS
+    assert list(spec.names) == list(CONTRACT_AUTHORIZATION_SERVERS)
+    assert spec.path == "authorization_servers.csv"
+    assert spec.primary_key == ("as_id",)
+    assert spec.column("as_id").required
+    assert spec.column("as_id").unique
+    assert [c.name for c in spec.columns if c.required] == ["as_id"]
+
+
+def test_new_flow_columns_defaults_and_aliases() -> None:
+    server = S.FLOWS.column("authorization_server")
+    assert (server.default, server.required) == ("as-default", False)
+    assert server.default == S.DEFAULT_AS_ID
+    assert {"as", "issuer", "idp", "authorization_server_id"} <= set(server.aliases)
+    exchange = S.FLOWS.column("token_exchange")
+    assert (exchange.default, exchange.kind, exchange.required) == (False, "boolean", False)
+    assert {"exchanges_token", "rfc8693"} <= set(exchange.aliases)
+    assert "RFC 8693" in exchange.meaning
+    assert "forwards_token" in exchange.meaning
+
+
+@pytest.mark.parametrize(
+    ("column", "citations", "derivation"),
+    [
+        ("issues_dpop", ("RFC 9449 §5", "§6"), "binding dpop"),
+        ("issues_mtls", ("RFC 8705 §3",), "binding mtls"),
+        ("binds_refresh_tokens", ("RFC 9449 §5", "RFC 8705 §4"), "issues_dpop"),
+        ("supports_token_exchange", ("RFC 8693",), "token_exchange"),
+    ],
+)
+def test_authorization_server_columns_cite_rfcs_and_document_derivation(
+    column: str, citations: tuple[str, ...], derivation: str
+) -> None:
+    col = S.AUTHORIZATION_SERVERS.column(column)
+    for citation in citations:
+        assert citation in col.meaning
+    assert derivation in col.default_doc
+    assert col.default is False
+
+
 @pytest.mark.parametrize(("column", "values"), sorted(CONTRACT_ENUMS.items()))
 def test_enums_match_contract(column: str, values: set[str]) -> None:
     assert set(S.FLOWS.column(column).allowed) == values
@@ -137,7 +189,9 @@ def test_path_vocabulary() -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", [S.FLOWS, S.SERVICES, *S.REFERENCE_TABLES.values()], ids=lambda s: s.name
+    "spec",
+    [S.FLOWS, S.SERVICES, S.AUTHORIZATION_SERVERS, *S.REFERENCE_TABLES.values()],
+    ids=lambda s: s.name,
 )
 def test_aliases_are_unambiguous(spec: S.TableSpec) -> None:
     seen: dict[str, str] = {}
@@ -157,7 +211,7 @@ def test_value_aliases_target_allowed_values(col: S.Column) -> None:
 
 
 def test_optional_columns_document_a_default() -> None:
-    for col in S.FLOW_COLUMNS + S.SERVICE_COLUMNS:
+    for col in S.FLOW_COLUMNS + S.SERVICE_COLUMNS + S.AUTHORIZATION_SERVER_COLUMNS:
         if not col.required:
             assert col.default_text() not in ("", "(required)")
             if col.kind == "category" and not col.default_doc:
@@ -183,6 +237,7 @@ def test_datapackage_is_complete() -> None:
     assert {
         "flows",
         "services",
+        "authorization-servers",
         "token-lifetimes",
         "dpop-implementations",
         "token-binding-timeline",
@@ -192,9 +247,20 @@ def test_datapackage_is_complete() -> None:
     assert [f["name"] for f in flows["fields"]] == list(CONTRACT_FLOWS)
     assert flows["primaryKey"] == ["flow_id"]
     assert flows["foreignKeys"] == [
-        {"fields": "resource_server", "reference": {"resource": "services", "fields": "service_id"}}
+        {
+            "fields": "resource_server",
+            "reference": {"resource": "services", "fields": "service_id"},
+        },
+        {
+            "fields": "authorization_server",
+            "reference": {"resource": "authorization-servers", "fields": "as_id"},
+        },
     ]
     assert resources["services"]["schema"]["primaryKey"] == ["service_id"]
+    servers = resources["authorization-servers"]
+    assert servers["path"] == "authorization_servers.csv"
+    assert servers["schema"]["primaryKey"] == ["as_id"]
+    assert [f["name"] for f in servers["schema"]["fields"]] == list(CONTRACT_AUTHORIZATION_SERVERS)
     for resource in package["resources"]:
         assert (DATA / resource["path"]).is_file(), resource["path"]
         if resource["path"].startswith("reference/"):
@@ -205,10 +271,14 @@ def test_datapackage_is_complete() -> None:
 
 def test_readme_documents_every_column_and_table() -> None:
     text = (DATA / "README.md").read_text()
-    for col in S.FLOW_COLUMNS + S.SERVICE_COLUMNS:
+    for col in S.FLOW_COLUMNS + S.SERVICE_COLUMNS + S.AUTHORIZATION_SERVER_COLUMNS:
         assert f"| `{col.name}` |" in text
         for alias in col.aliases:
             assert f"`{alias}`" in text
+    assert "## authorization_servers.csv" in text
+    assert "template_authorization_servers.csv" in text
+    for code in ("unknown_authorization_server", "unissued_binding", "token_exchange_unsupported"):
+        assert f"| `{code}` |" in text
     for name in S.REFERENCE_TABLES:
         assert f"reference/{name}.csv" in text
     assert "## Model parameters" in text
@@ -274,6 +344,8 @@ def test_bundled_files_satisfy_the_datapackage() -> None:
         assert _table_schema_problems(resource, frame) == [], resource["name"]
     fk = set(frames["flows"]["resource_server"]) <= set(frames["services"]["service_id"])
     assert fk
+    servers = frames["authorization-servers"]
+    assert set(frames["flows"]["authorization_server"]) <= set(servers["as_id"])
 
 
 @pytest.mark.parametrize(
@@ -293,3 +365,30 @@ def test_datapackage_rejects_bad_values(column: str, value: str, problem: str) -
     frame = _read_plain(DATA / "flows.csv").head(50).copy()
     frame.loc[3, column] = value
     assert _table_schema_problems(flows_resource, frame) == [problem]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        ("issues_dpop", "maybe", "issues_dpop: boolean"),
+        ("as_id", "", "as_id: required"),
+        ("supports_token_exchange", "sometimes", "supports_token_exchange: boolean"),
+    ],
+)
+def test_datapackage_rejects_bad_authorization_servers(
+    column: str, value: str, problem: str
+) -> None:
+    package = json.loads((DATA / "datapackage.json").read_text())
+    resource = next(r for r in package["resources"] if r["name"] == "authorization-servers")
+    frame = _read_plain(DATA / "authorization_servers.csv").copy()
+    assert _table_schema_problems(resource, frame) == []
+    frame.loc[0, column] = value
+    assert _table_schema_problems(resource, frame) == [problem]
+
+
+def test_datapackage_rejects_duplicate_as_id() -> None:
+    package = json.loads((DATA / "datapackage.json").read_text())
+    resource = next(r for r in package["resources"] if r["name"] == "authorization-servers")
+    frame = _read_plain(DATA / "authorization_servers.csv")
+    doubled = pd.concat([frame, frame.head(1)], ignore_index=True)
+    assert _table_schema_problems(resource, doubled) == ["as_id: unique"]

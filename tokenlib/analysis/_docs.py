@@ -33,6 +33,11 @@ _PROBLEM_CODES: Mapping[str, str] = {
     "path_syntax": "a path is not 'kind:mode>kind:mode' with known kinds and modes",
     "unknown_service": "flows.resource_server is not a services.service_id",
     "unsupported_binding": "the resource server does not support the flow's binding",
+    "unknown_authorization_server": "flows.authorization_server is not an "
+    "authorization_servers.as_id",
+    "unissued_binding": "the flow's authorization server does not issue its binding",
+    "token_exchange_unsupported": "token_exchange true but the authorization server does not "
+    "support RFC 8693 (warning)",
     "unknown_downstream": "services.downstream names an unknown service",
     "self_loop": "a service lists itself downstream",
     "cycle": "services.downstream calls form a cycle (must be a DAG)",
@@ -98,8 +103,16 @@ def render_readme(
     n_flows: int,
     n_services: int,
     reference: Mapping[str, pd.DataFrame],
+    n_authorization_servers: int | None = None,
 ) -> str:
     """The data dictionary for ``data/``."""
+    servers_row = (
+        []
+        if n_authorization_servers is None
+        else [
+            f"| `authorization_servers.csv` | its {n_authorization_servers} authorization servers |"
+        ]
+    )
     out: list[str] = [
         "# Data: flow inventories and reference tables",
         "",
@@ -110,7 +123,9 @@ def render_readme(
         "|---|---|",
         f"| `flows.csv` | default synthetic inventory: {n_flows} flows |",
         f"| `services.csv` | its {n_services} resource servers |",
-        "| `template_flows.csv`, `template_services.csv` | commented examples to fill in |",
+        *servers_row,
+        "| `template_flows.csv`, `template_services.csv`, `template_authorization_servers.csv` "
+        "| commented examples to fill in |",
         "| `datapackage.json` | the same schema as a Frictionless Data Package |",
         "| `reference/*.csv` | sourced reference tables (every row has `source` and `status`) |",
         "",
@@ -147,6 +162,11 @@ def render_readme(
         "`flows.resource_server` (`supports_bearer` true, `supports_mtls`/`supports_dpop` true "
         "where a flow uses that binding, other columns at their defaults) and the report says "
         "so.",
+        "- Authorization servers come from the `authorization_servers` argument, else a sibling "
+        "file (`authorization_servers.csv`, or the flows file name with `flows` replaced by "
+        "`authorization_servers`), else they are derived: one row per distinct "
+        "`flows.authorization_server`, with the derived defaults below "
+        "(`derive_authorization_servers(flows)`), and the report says so.",
         '- `on_error="raise"` (default) raises `InventoryError` listing every problem (file, '
         'row, column, value, expected, code); `on_error="drop"` drops the bad rows and lists '
         "them in `inventory.report`. Warnings never drop rows. Input files are never modified.",
@@ -188,6 +208,13 @@ def render_readme(
         "| `unknown_service` | error | `resource_server` is a `services.service_id` |",
         "| `forward_without_downstream` | warning | `forwards_token` only when the resource "
         "server has downstream services |",
+        "| `unknown_authorization_server` | error | `authorization_server` is an "
+        "`authorization_servers.as_id` |",
+        "| `unissued_binding` | error | the authorization server issues the flow's binding "
+        "(`authorization_servers.issues_dpop` for dpop, `issues_mtls` for mtls; RFC 9449 §5, "
+        "RFC 8705 §3) |",
+        "| `token_exchange_unsupported` | warning | `token_exchange` only with an authorization "
+        "server whose `supports_token_exchange` is true (RFC 8693) |",
         "",
         "## services.csv",
         "",
@@ -197,6 +224,17 @@ def render_readme(
         "",
         "`downstream` must name known services, no service may call itself, and the calls "
         "must form a DAG (the blast-radius model walks it).",
+        "",
+        "## authorization_servers.csv",
+        "",
+        S.AUTHORIZATION_SERVERS.description,
+        "",
+        *_column_table(S.AUTHORIZATION_SERVERS),
+        "",
+        "The capability columns default to what the flows show: a missing column or an empty "
+        "cell becomes true when some flow of that server uses the binding (or token exchange), "
+        "so only an explicit `false` contradicts a flow (`unissued_binding`). `as_id` must be "
+        "unique (`duplicate`).",
         "",
         "## Problem codes",
         "",
@@ -254,7 +292,8 @@ def render_readme(
         "",
         "## Template",
         "",
-        "`template_flows.csv` and `template_services.csv` hold a few example rows, each "
+        "`template_flows.csv`, `template_services.csv` and `template_authorization_servers.csv` "
+        "hold a few example rows, each "
         "preceded by a `#` comment explaining it. Copy them, replace the rows with your flows, "
         "and run `tokenlib inventory validate template_flows.csv`.",
         "",
@@ -296,7 +335,11 @@ def render_datapackage(
                 {
                     "fields": "resource_server",
                     "reference": {"resource": "services", "fields": "service_id"},
-                }
+                },
+                {
+                    "fields": "authorization_server",
+                    "reference": {"resource": "authorization-servers", "fields": "as_id"},
+                },
             ],
         },
     }
@@ -311,7 +354,18 @@ def render_datapackage(
         "description": S.SERVICES.description,
         "schema": S.table_schema(S.SERVICES),
     }
-    resources: list[dict[str, Any]] = [flows, services]
+    servers = {
+        "name": "authorization-servers",
+        "path": S.AUTHORIZATION_SERVERS.path,
+        "profile": "tabular-data-resource",
+        "format": "csv",
+        "mediatype": "text/csv",
+        "encoding": "utf-8",
+        "title": S.AUTHORIZATION_SERVERS.title,
+        "description": S.AUTHORIZATION_SERVERS.description,
+        "schema": S.table_schema(S.AUTHORIZATION_SERVERS),
+    }
+    resources: list[dict[str, Any]] = [flows, services, servers]
     for name, spec in S.REFERENCE_TABLES.items():
         resources.append(
             {

@@ -61,7 +61,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     sub = inv.add_subparsers(dest="inventory_command", metavar="{generate,validate,summary,bundle}")
     sub.required = True
 
-    gen = sub.add_parser("generate", help="write a synthetic inventory (flows + services)")
+    gen = sub.add_parser(
+        "generate", help="write a synthetic inventory (flows, services, authorization servers)"
+    )
     gen.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE)
     gen.add_argument("--flows", type=_n_flows, default=DEFAULT_FLOWS, help="number of flows")
     gen.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -100,8 +102,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() in (".csv", ".parquet", ".gz") or out.is_file():
         sys.stderr.write(
-            f"error: --out {out} must be a directory: flows.{args.format} and "
-            f"services.{args.format} are written into it\n"
+            f"error: --out {out} must be a directory: flows.{args.format}, "
+            f"services.{args.format} and authorization_servers.{args.format} are written "
+            "into it\n"
         )
         return 2
     inv = generate_inventory(args.profile, args.flows, seed=args.seed)
@@ -110,8 +113,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     except OSError as exc:
         sys.stderr.write(f"error: cannot write the inventory to {out}: {exc.strerror or exc}\n")
         return 2
+    servers = flows.with_name(f"authorization_servers.{args.format}")
     _print(
-        f"wrote {len(inv.flows)} flows to {flows} and {len(inv.services)} services to {services}"
+        f"wrote {len(inv.flows)} flows to {flows}, {len(inv.services)} services to {services} "
+        f"and {len(inv.authorization_servers)} authorization servers to {servers}"
     )
     return 0
 
@@ -161,6 +166,7 @@ def _cmd_summary(args: argparse.Namespace) -> int:
         ("by_client_path", "client path"),
         ("by_binding", "binding"),
         ("by_environment", "environment"),
+        ("by_authorization_server", "authorization server"),
     ):
         lines.append(f"{title}:")
         total = max(data["n_flows"], 1)
@@ -198,10 +204,17 @@ def bundle_files(
         for name in S.MODEL_REFERENCE_TABLES
         if (root / "reference" / f"{name}.csv").is_file()
     }
-    readme = _docs.render_readme(prov, len(inv.flows), len(inv.services), reference)
+    readme = _docs.render_readme(
+        prov,
+        len(inv.flows),
+        len(inv.services),
+        reference,
+        n_authorization_servers=len(inv.authorization_servers),
+    )
     return {
         "flows.csv": table_bytes(inv.flows),
         "services.csv": table_bytes(inv.services),
+        "authorization_servers.csv": table_bytes(inv.authorization_servers),
         "README.md": readme.encode("utf-8"),
         "datapackage.json": _docs.render_datapackage(prov, models).encode("utf-8"),
     }

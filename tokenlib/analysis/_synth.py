@@ -18,7 +18,7 @@ import pandas as pd
 from tokenlib.analysis import schema as S
 from tokenlib.analysis.profiles import Anchor, Profile
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 MIN_FLOWS = 100
 MAX_FLOWS = 1_000_000
 
@@ -364,9 +364,62 @@ def _terminating(paths: npt.NDArray[np.object_]) -> BoolArray:
     return result
 
 
-def generate_frames(profile: Profile, n_flows: int, seed: int) -> tuple[Columns, Columns]:
-    """(flows, services) column arrays for ``profile`` with ``n_flows`` flows, reproducible
-    from ``seed``. Category columns hold integer codes in schema value order."""
+def authorization_server_columns(profile: Profile) -> Columns:
+    """The profile's authorization servers as table columns (in profile order)."""
+    servers = profile.authorization_servers
+    return {
+        "as_id": np.array([a.as_id for a in servers], dtype=object),
+        "product": np.array([a.product for a in servers], dtype=object),
+        "issues_dpop": np.array([a.issues_dpop for a in servers], dtype=bool),
+        "issues_mtls": np.array([a.issues_mtls for a in servers], dtype=bool),
+        "binds_refresh_tokens": np.array([a.binds_refresh_tokens for a in servers], dtype=bool),
+        "supports_token_exchange": np.array(
+            [a.supports_token_exchange for a in servers], dtype=bool
+        ),
+    }
+
+
+def _choose_servers(
+    profile: Profile,
+    servers: Columns,
+    kind: IntArray,
+    pref: IntArray,
+    u: npt.NDArray[np.float64],
+) -> IntArray:
+    """One authorization server per client: weighted by client kind among the servers that can
+    issue the client's preferred binding (uniform over those when the kind has no weight)."""
+    n_as = len(servers["as_id"])
+    capable = np.stack(
+        [np.ones(n_as, dtype=bool), servers["issues_mtls"], servers["issues_dpop"]]
+    )  # rows: schema binding order
+    for b in (1, 2):
+        if (pref == b).any() and not capable[b].any():
+            raise ValueError(
+                f"profile {profile.name!r}: no authorization server issues {S.BINDINGS[b]} "
+                "tokens, but some clients are drawn with that binding"
+            )
+    by_kind = np.array(
+        [
+            [a.client_kind_weight.get(k, 0.0) for a in profile.authorization_servers]
+            for k in S.CLIENT_KINDS
+        ],
+        dtype=np.float64,
+    )
+    ok = capable[pref]
+    weights = by_kind[kind] * ok
+    weights = np.where(weights.sum(axis=1, keepdims=True) > 0, weights, ok.astype(np.float64))
+    cdf = np.cumsum(weights, axis=1)
+    idx = (u[:, None] * cdf[:, -1:] >= cdf).sum(axis=1)
+    last_positive = n_as - 1 - np.argmax(weights[:, ::-1] > 0, axis=1)
+    result: IntArray = np.minimum(idx, last_positive).astype(np.int64)
+    return result
+
+
+def generate_frames(profile: Profile, n_flows: int, seed: int) -> tuple[Columns, Columns, Columns]:
+    """(flows, services, authorization_servers) column arrays for ``profile`` with ``n_flows``
+    flows, reproducible from ``seed``. Category columns hold integer codes in schema value
+    order. The authorization-server draws come last, so the other columns do not depend on
+    the profile's servers."""
     if isinstance(n_flows, bool) or not isinstance(n_flows, int | np.integer):
         raise TypeError("n_flows must be an int")
     if not MIN_FLOWS <= n_flows <= MAX_FLOWS:
@@ -493,6 +546,16 @@ def generate_frames(profile: Profile, n_flows: int, seed: int) -> tuple[Columns,
     has_down = services["downstream"] != ""
     forwards = has_down[rs] & (rng.random(n) < profile.forwards_token)
 
+    # --- authorization servers (drawn last) ---------------------------------------------
+    servers = authorization_server_columns(profile)
+    as_of_client = _choose_servers(profile, servers, kind, pref, rng.random(n_cli))
+    f_as = as_of_client[client]
+    exchange = (
+        forwards
+        & servers["supports_token_exchange"][f_as]
+        & (rng.random(n) < profile.token_exchange_share)
+    )
+
     prefixes = np.array([k.replace("_", "-") + "-" for k in kinds], dtype=object)
     client_ids = prefixes[kind] + _ids("", n_cli).astype(object)
     flows: Columns = {
@@ -519,5 +582,7 @@ def generate_frames(profile: Profile, n_flows: int, seed: int) -> tuple[Columns,
         "requests_per_day": rpd,
         "exposure_channels": channels,
         "forwards_token": forwards,
+        "authorization_server": servers["as_id"][f_as],
+        "token_exchange": exchange,
     }
-    return flows, services
+    return flows, services, servers

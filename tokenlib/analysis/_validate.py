@@ -508,6 +508,88 @@ def fill_flow_defaults(res: TableResult, service_downstream: Mapping[str, str] |
         rs = pd.Series(f["resource_server"], dtype=object)
         has = rs.map(lambda s: bool(service_downstream.get(s, ""))).to_numpy(dtype=bool)
         fill("forwards_token", has)
+    fill("authorization_server", np.full(n, S.DEFAULT_AS_ID, dtype=object))
+    fill("token_exchange", False)
+
+
+def as_usage(
+    as_ids: Sequence[str],
+    flow_as: npt.NDArray[np.object_],
+    binding: npt.NDArray[np.int64],
+    token_exchange: BoolArray,
+) -> dict[str, BoolArray]:
+    """Per authorization server in ``as_ids``: does any of its flows use binding mtls, binding
+    dpop, or token exchange (the derived defaults of the authorization_servers table)."""
+    ids = pd.Series(list(as_ids), dtype=object)
+    uniq = pd.Index(ids.drop_duplicates())
+    codes, flow_uniques = pd.factorize(pd.Series(flow_as, dtype=object), use_na_sentinel=False)
+    pos = uniq.get_indexer(pd.Index(flow_uniques, dtype=object))[codes]
+    flags = usage_flags(len(uniq), pos, binding, token_exchange)
+    row_pos = uniq.get_indexer(ids)
+    return {name: values[row_pos] for name, values in flags.items()}
+
+
+def usage_flags(
+    n_servers: int,
+    pos: npt.NDArray[np.int64],
+    binding: npt.NDArray[np.int64],
+    token_exchange: BoolArray,
+) -> dict[str, BoolArray]:
+    """:func:`as_usage` on positions: ``pos[i]`` is the server of flow i (-1 for none)."""
+    hit = pos >= 0
+    out: dict[str, BoolArray] = {}
+    for name, sel in (
+        ("issues_mtls", binding == S.BINDINGS.index("mtls")),
+        ("issues_dpop", binding == S.BINDINGS.index("dpop")),
+        ("supports_token_exchange", np.asarray(token_exchange, dtype=bool)),
+    ):
+        flags = np.zeros(n_servers, dtype=bool)
+        flags[pos[hit & sel]] = True
+        out[name] = flags
+    return out
+
+
+def _flow_usage_inputs(
+    flows: TableResult,
+) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.int64], BoolArray]:
+    """(authorization_server, binding codes, token_exchange) of the flows whose columns parsed
+    cleanly; other rows get an empty authorization_server so they count for no server."""
+    f = flows.frame
+    bad = (
+        flows.invalid["authorization_server"]
+        | flows.invalid["binding"]
+        | flows.invalid["token_exchange"]
+    )
+    flow_as = np.asarray(f["authorization_server"], dtype=object).copy()
+    flow_as[bad] = ""
+    return (
+        flow_as,
+        np.asarray(f["binding"], dtype=np.int64),
+        np.asarray(f["token_exchange"], dtype=bool),
+    )
+
+
+def fill_authorization_server_defaults(res: TableResult, flows: TableResult) -> None:
+    """Fill defaults of optional authorization-server columns; the capability columns default to
+    what the flows show (documented in the schema's ``default_doc``)."""
+    f, need = res.frame, res.needs_default
+    spec = S.AUTHORIZATION_SERVERS
+    ids = [str(x) for x in np.asarray(f["as_id"], dtype=object)]
+    usage = as_usage(ids, *_flow_usage_inputs(flows))
+
+    def fill(name: str, values: Any) -> None:
+        mask = need[name]
+        if mask.any():
+            arr = np.asarray(f[name]).copy()
+            arr[mask] = np.asarray(values)[mask] if np.ndim(values) else values
+            f[name] = arr
+            res.defaults.append((spec.name, name, int(mask.sum())))
+
+    fill("product", np.full(len(f), "", dtype=object))
+    fill("issues_dpop", usage["issues_dpop"])
+    fill("issues_mtls", usage["issues_mtls"])
+    fill("binds_refresh_tokens", np.asarray(f["issues_dpop"], dtype=bool))
+    fill("supports_token_exchange", usage["supports_token_exchange"])
 
 
 def fill_service_defaults(res: TableResult) -> None:
@@ -677,6 +759,15 @@ FLOW_RULES: tuple[Rule, ...] = (
         lambda f: _has_channel(f["exposure_channels"], "proxy_logs") & ~_terminating(f["path"]),
         severity="warning",
     ),
+    Rule(
+        "token_exchange_without_forwarding",
+        "token_exchange",
+        ("token_exchange", "forwards_token"),
+        "token_exchange only on a flow whose resource server forwards the token "
+        "(forwards_token true; RFC 8693 exchanges a token before calling downstream)",
+        lambda f: f["token_exchange"] & ~f["forwards_token"],
+        severity="warning",
+    ),
 )
 
 
@@ -776,6 +867,85 @@ def check_references(
     flows.problems.extend(ctx.problems)
     flows.invalid["resource_server"] = flows.invalid["resource_server"] | unknown
     flows.invalid["binding"] = flows.invalid["binding"] | unsupported
+
+
+def check_authorization_servers(
+    flows: TableResult,
+    servers: pd.DataFrame,
+    file: str,
+    servers_file: str,
+    servers_invalid: Mapping[str, BoolArray] | None = None,
+) -> None:
+    """Foreign key flows.authorization_server -> authorization_servers.as_id; the flow's binding
+    must be one its authorization server issues (RFC 9449 §5, RFC 8705 §3); token_exchange only
+    where the server supports RFC 8693 (warning). ``servers_invalid`` marks server cells that
+    did not parse: flows are not judged against them (the server row already has a problem)."""
+    f = flows.frame
+    flow_as = pd.Series(f["authorization_server"], dtype=object)
+    ids = pd.Index(servers["as_id"].astype(object))
+    first = ~ids.duplicated(keep="first")
+    pos = ids[first].get_indexer(flow_as)
+    pos = np.where(pos >= 0, np.flatnonzero(first)[np.maximum(pos, 0)], -1)
+    known = pos >= 0
+    unknown = ~known & ~flows.invalid["authorization_server"]
+    ctx = _Ctx(S.FLOWS, file, flows.rows)
+    ctx.add_mask(
+        unknown,
+        "authorization_server",
+        np.asarray(flow_as, dtype=object),
+        f"an as_id listed in {servers_file}",
+        "unknown_authorization_server",
+    )
+    binding = np.asarray(f["binding"], dtype=np.int64)
+    issues = np.stack(
+        [
+            np.ones(len(servers), dtype=bool),
+            servers["issues_mtls"].to_numpy(dtype=bool),
+            servers["issues_dpop"].to_numpy(dtype=bool),
+        ]
+    )
+    n_servers = len(servers)
+    none = np.zeros(n_servers, dtype=bool)
+    bad_cell = servers_invalid or {}
+    unknown_cell = np.stack(
+        [
+            none,
+            np.asarray(bad_cell.get("issues_mtls", none), dtype=bool),
+            np.asarray(bad_cell.get("issues_dpop", none), dtype=bool),
+        ]
+    )
+    ok = np.ones(len(f), dtype=bool)
+    ok[known] = issues[binding[known], pos[known]] | unknown_cell[binding[known], pos[known]]
+    unissued = ~ok & ~flows.invalid["binding"]
+    names = np.array(S.BINDINGS, dtype=object)
+    ctx.add_mask(
+        unissued,
+        "binding",
+        lambda i: [
+            f"binding={names[binding[j]]}, authorization_server={flow_as.iloc[j]}" for j in i
+        ],
+        "a binding the authorization server issues (authorization_servers.issues_<binding> "
+        "true; RFC 9449 §5, RFC 8705 §3)",
+        "unissued_binding",
+    )
+    tx = np.asarray(f["token_exchange"], dtype=bool) & known & ~flows.invalid["token_exchange"]
+    supports = np.zeros(len(f), dtype=bool)
+    supports[known] = (
+        servers["supports_token_exchange"].to_numpy(dtype=bool)
+        | np.asarray(bad_cell.get("supports_token_exchange", none), dtype=bool)
+    )[pos[known]]
+    ctx.add_mask(
+        tx & ~supports,
+        "token_exchange",
+        lambda i: [f"token_exchange=true, authorization_server={flow_as.iloc[j]}" for j in i],
+        "token_exchange only with an authorization server that supports it "
+        "(authorization_servers.supports_token_exchange true, RFC 8693)",
+        "token_exchange_unsupported",
+        severity="warning",
+    )
+    flows.problems.extend(ctx.problems)
+    flows.invalid["authorization_server"] = flows.invalid["authorization_server"] | unknown
+    flows.invalid["binding"] = flows.invalid["binding"] | unissued
 
 
 def check_service_graph(res: TableResult, file: str) -> None:

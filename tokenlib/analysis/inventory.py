@@ -1,8 +1,10 @@
 """OAuth flow inventories: load and validate a user's own, generate synthetic ones, derive features.
 
-An inventory is two tables (see :mod:`tokenlib.analysis.schema` and ``data/README.md``):
-``flows`` (one row per client -> resource server flow along a request path) and ``services``
-(resource servers and the downstream calls they make with forwarded tokens). The models in
+An inventory is three tables (see :mod:`tokenlib.analysis.schema` and ``data/README.md``):
+``flows`` (one row per client -> resource server flow along a request path), ``services``
+(resource servers and the downstream calls they make with forwarded tokens) and
+``authorization_servers`` (the token issuers and which bound tokens they can issue; derived from
+the flows by :func:`derive_authorization_servers` when no file is given). The models in
 ``tokenlib.analysis`` consume :class:`Inventory` objects and the vectorised helpers
 :func:`path_features` and :func:`exposure_matrix`.
 
@@ -44,6 +46,7 @@ __all__ = [
     "Problem",
     "ValidationReport",
     "data_dir",
+    "derive_authorization_servers",
     "exposure_matrix",
     "generate_inventory",
     "load_inventory",
@@ -91,6 +94,11 @@ class ValidationReport:
     unknown_columns: tuple[tuple[str, str], ...]
     services_derived: bool
     notes: tuple[str, ...]
+    authorization_servers_source: str = "<derived from flows>"
+    authorization_servers_in: int = 0
+    authorization_servers_out: int = 0
+    dropped_authorization_server_rows: tuple[int, ...] = ()
+    authorization_servers_derived: bool = True
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -122,10 +130,15 @@ class ValidationReport:
             "services_in": self.services_in,
             "services_out": self.services_out,
             "services_derived": self.services_derived,
+            "authorization_servers_source": self.authorization_servers_source,
+            "authorization_servers_in": self.authorization_servers_in,
+            "authorization_servers_out": self.authorization_servers_out,
+            "authorization_servers_derived": self.authorization_servers_derived,
             "n_errors": len(self.errors),
             "n_warnings": len(self.warnings),
             "dropped_flow_rows": list(self.dropped_flow_rows),
             "dropped_service_rows": list(self.dropped_service_rows),
+            "dropped_authorization_server_rows": list(self.dropped_authorization_server_rows),
             "defaults": [{"table": t, "column": c, "filled": n} for t, c, n in self.defaults],
             "aliases": [{"table": t, "given": g, "column": c} for t, g, c in self.aliases],
             "unknown_columns": [{"table": t, "column": c} for t, c in self.unknown_columns],
@@ -134,9 +147,15 @@ class ValidationReport:
         }
 
     def __str__(self) -> str:
+        servers = (
+            ""
+            if self.authorization_servers_derived
+            else f", {self.authorization_servers_out} of {self.authorization_servers_in} "
+            "authorization servers"
+        )
         lines = [
             f"{self.source}: {self.flows_out} of {self.flows_in} flows, "
-            f"{self.services_out} of {self.services_in} services kept "
+            f"{self.services_out} of {self.services_in} services{servers} kept "
             f"({len(self.errors)} errors, {len(self.warnings)} warnings)"
         ]
         lines.extend(f"note: {n}" for n in self.notes)
@@ -173,17 +192,27 @@ class InventoryError(ValueError):
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Inventory:
-    """A validated inventory: typed ``flows`` and ``services`` frames (dtypes per the schema)."""
+    """A validated inventory: typed ``flows``, ``services`` and ``authorization_servers`` frames
+    (dtypes per the schema). ``authorization_servers`` left at ``None`` is derived from the
+    flows with :func:`derive_authorization_servers`."""
 
     flows: pd.DataFrame
     services: pd.DataFrame
     source: str
     report: ValidationReport | None = None
+    authorization_servers: pd.DataFrame = None
+
+    def __post_init__(self) -> None:
+        if self.authorization_servers is None:
+            object.__setattr__(
+                self, "authorization_servers", derive_authorization_servers(self.flows)
+            )
 
     def __repr__(self) -> str:
         return (
             f"Inventory(source={self.source!r}, flows={len(self.flows)}, "
-            f"services={len(self.services)})"
+            f"services={len(self.services)}, "
+            f"authorization_servers={len(self.authorization_servers)})"
         )
 
 
@@ -293,13 +322,15 @@ def _needs_line_filter(data: bytes) -> bool:
     return False
 
 
-def _sibling_services(flows_path: Path) -> Path | None:
+def _sibling(flows_path: Path, table: str) -> Path | None:
+    """The ``table`` file beside ``flows_path``: ``<name with flows→table>`` or ``<table>``, with
+    the flows file's suffix first, then .csv, .parquet, .csv.gz."""
     suffix = _suffix(flows_path)
     stem = flows_path.name[: -len(suffix)] if suffix else flows_path.name
     names = []
     if "flows" in stem:
-        names.append(stem.replace("flows", "services"))
-    names.append("services")
+        names.append(stem.replace("flows", table))
+    names.append(table)
     for name in names:
         for suf in (suffix, ".csv", ".parquet", ".csv.gz"):
             candidate = flows_path.with_name(name + suf)
@@ -352,18 +383,106 @@ def _derive_services(flows: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _binding_codes(values: Any) -> npt.NDArray[np.int64]:
+    """Binding as schema codes (bearer 0, mtls 1, dpop 2; -1 unknown) from codes or labels."""
+    series = pd.Series(values)
+    if pd.api.types.is_integer_dtype(series.dtype):
+        ints: npt.NDArray[np.int64] = series.to_numpy(dtype=np.int64)
+        return ints
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        known = [str(c) for c in series.cat.categories]
+        lookup = np.array([S.BINDINGS.index(c) if c in S.BINDINGS else -1 for c in known] + [-1])
+        cat_codes = series.cat.codes.to_numpy(dtype=np.int64)  # -1 (missing) -> last entry
+        mapped: npt.NDArray[np.int64] = lookup[cat_codes].astype(np.int64)
+        return mapped
+    labels = series.astype(object).where(series.notna(), "").astype(str)
+    codes: npt.NDArray[np.int64] = pd.Categorical(labels, categories=list(S.BINDINGS)).codes.astype(
+        np.int64
+    )
+    return codes
+
+
+def derive_authorization_servers(flows: pd.DataFrame) -> pd.DataFrame:
+    """The authorization_servers table implied by ``flows``: one row per distinct
+    ``authorization_server`` (sorted), with the documented derived defaults.
+
+    ``issues_dpop`` / ``issues_mtls``: true if any flow of that server uses binding dpop / mtls
+    (RFC 9449 §5, RFC 8705 §3); ``binds_refresh_tokens`` equals ``issues_dpop``;
+    ``supports_token_exchange``: true if any of its flows has ``token_exchange`` (RFC 8693);
+    ``product`` empty. A missing ``authorization_server`` column or an empty cell counts as
+    ``"as-default"``; a missing ``token_exchange`` column as false. ``binding`` may hold labels
+    (typed frames) or schema codes. Columns have the schema dtypes.
+    """
+    n = len(flows)
+    if "authorization_server" in flows.columns:
+        codes, uniques = pd.factorize(
+            pd.Series(flows["authorization_server"]), use_na_sentinel=False
+        )
+        names = [
+            "" if u is None or u is pd.NA or (isinstance(u, float) and u != u) else str(u).strip()
+            for u in uniques
+        ]
+        clean = [x or S.DEFAULT_AS_ID for x in names]
+    else:
+        codes, clean = np.zeros(n, dtype=np.int64), [S.DEFAULT_AS_ID]
+    binding = _binding_codes(flows["binding"]) if "binding" in flows.columns else np.zeros(n)
+    if "token_exchange" in flows.columns:
+        tx = pd.Series(flows["token_exchange"]).fillna(False).to_numpy(dtype=bool)
+    else:
+        tx = np.zeros(n, dtype=bool)
+    ids = sorted(set(clean)) if n else []
+    pos = pd.Index(ids, dtype=object).get_indexer(pd.Index(clean, dtype=object))[codes]
+    usage = V.usage_flags(len(ids), pos, np.asarray(binding, dtype=np.int64), tx)
+    data = {
+        "as_id": np.array(ids, dtype=object),
+        "product": np.full(len(ids), "", dtype=object),
+        "issues_dpop": usage["issues_dpop"],
+        "issues_mtls": usage["issues_mtls"],
+        "binds_refresh_tokens": usage["issues_dpop"].copy(),
+        "supports_token_exchange": usage["supports_token_exchange"],
+    }
+    return _typed(data, S.AUTHORIZATION_SERVERS)
+
+
+def _derived_as_note(flows_file: str, n: int) -> str:
+    return (
+        f"no authorization_servers file found next to {flows_file}: derived {n} authorization "
+        "server(s) from flows.authorization_server (issues_dpop/issues_mtls true where a flow "
+        "uses that binding, binds_refresh_tokens = issues_dpop, supports_token_exchange where "
+        "a flow has token_exchange)"
+    )
+
+
+def _read_source(
+    given: Source | None, sibling: Path | None, table: str, label: str
+) -> tuple[pd.DataFrame | None, npt.NDArray[np.int64], str, list[str]]:
+    """(raw frame or None, file row numbers, file label, notes) of an optional second table."""
+    if isinstance(given, pd.DataFrame):
+        rows = np.arange(2, len(given) + 2, dtype=np.int64)
+        return given.reset_index(drop=True), rows, f"<{label} DataFrame>", []
+    path = Path(given) if given is not None else sibling
+    if path is None:
+        return None, np.zeros(0, dtype=np.int64), "<derived from flows>", []
+    raw, rows, notes = _read(path, table)
+    return raw, rows, str(path), notes
+
+
 def load_inventory(
     source: Source = "default",
     *,
     services: Source | None = None,
     on_error: OnError = "raise",
+    authorization_servers: Source | None = None,
 ) -> Inventory:
     """Load, normalise and validate an inventory.
 
     ``source`` is ``"default"`` (the bundled ``data/flows.csv``), a CSV/``.csv.gz``/Parquet
     path, or a DataFrame. ``services`` is a path or DataFrame; if omitted, a sibling
     ``services.*`` (or ``<name with flows→services>``) is used, and if there is none a minimal
-    services table is derived from the flows (noted in the report). Column names are
+    services table is derived from the flows (noted in the report). ``authorization_servers``
+    is found the same way (``authorization_servers.*`` or ``<name with
+    flows→authorization_servers>``); without one it is derived with
+    :func:`derive_authorization_servers`. Column names are
     case-insensitive with documented aliases; unknown columns are kept; optional columns get
     documented defaults. With ``on_error="raise"`` any error raises :class:`InventoryError`
     listing every problem; with ``"drop"`` bad rows are dropped and listed in ``.report``
@@ -391,22 +510,20 @@ def load_inventory(
         notes.extend(more)
     label = "default" if str(source) == "default" and flows_path is not None else flows_file
 
-    raw_services: pd.DataFrame | None = None
-    services_file = "<derived from flows>"
-    if isinstance(services, pd.DataFrame):
-        raw_services = services.reset_index(drop=True)
-        service_rows = np.arange(2, len(services) + 2, dtype=np.int64)
-        services_file = "<services DataFrame>"
-    else:
-        services_path = (
-            Path(services)
-            if services is not None
-            else (_sibling_services(flows_path) if flows_path is not None else None)
-        )
-        if services_path is not None:
-            raw_services, service_rows, more = _read(services_path, "services")
-            services_file = str(services_path)
-            notes.extend(more)
+    raw_services, service_rows, services_file, more = _read_source(
+        services,
+        _sibling(flows_path, "services") if flows_path is not None else None,
+        "services",
+        "services",
+    )
+    notes.extend(more)
+    raw_servers, server_rows, servers_file, more = _read_source(
+        authorization_servers,
+        _sibling(flows_path, "authorization_servers") if flows_path is not None else None,
+        "authorization_servers",
+        "authorization_servers",
+    )
+    notes.extend(more)
 
     flows_res = V.parse_table(raw_flows, S.FLOWS, file=flows_file, rows=flow_rows)
     fatal = [p for p in flows_res.problems if p.row is None and p.severity == "error"]
@@ -414,8 +531,22 @@ def load_inventory(
     if raw_services is not None:
         svc_res = V.parse_table(raw_services, S.SERVICES, file=services_file, rows=service_rows)
         fatal += [p for p in svc_res.problems if p.row is None and p.severity == "error"]
+    as_res: V.TableResult | None = None
+    if raw_servers is not None:
+        as_res = V.parse_table(
+            raw_servers, S.AUTHORIZATION_SERVERS, file=servers_file, rows=server_rows
+        )
+        fatal += [p for p in as_res.problems if p.row is None and p.severity == "error"]
+
+    def all_problems() -> list[Problem]:
+        return (
+            flows_res.problems
+            + (svc_res.problems if svc_res else [])
+            + (as_res.problems if as_res else [])
+        )
+
     if fatal:
-        raise InventoryError(_sorted(flows_res.problems + (svc_res.problems if svc_res else [])))
+        raise InventoryError(_sorted(all_problems()))
 
     if svc_res is not None:
         V.fill_service_defaults(svc_res)
@@ -434,6 +565,17 @@ def load_inventory(
 
     V.fill_flow_defaults(flows_res, downstream)
     V.apply_rules(flows_res, V.FLOW_RULES, flows_file)
+    as_bad = np.zeros(0, dtype=bool)
+    servers_frame: pd.DataFrame | None = None
+    servers_invalid: dict[str, npt.NDArray[np.bool_]] = {}
+    if as_res is not None:
+        V.fill_authorization_server_defaults(as_res, flows_res)
+        as_bad = _bad_rows(as_res)
+        servers_frame = as_res.frame
+        servers_invalid = dict(as_res.invalid)
+        if on_error == "drop" and as_bad.any():
+            servers_frame = servers_frame.loc[~as_bad].reset_index(drop=True)
+            servers_invalid = {k: v[~as_bad] for k, v in servers_invalid.items()}
     if services_frame is None:
         services_frame = _derive_services(flows_res.frame)
         notes.append(
@@ -447,15 +589,25 @@ def load_inventory(
     V.check_references(
         flows_res, services_frame, flows_file, services_file, services_derived=svc_res is None
     )
+    if servers_frame is not None:
+        V.check_authorization_servers(
+            flows_res, servers_frame, flows_file, servers_file, servers_invalid
+        )
     flow_bad = _bad_rows(flows_res)
 
-    problems = _sorted(flows_res.problems + (svc_res.problems if svc_res else []))
+    problems = _sorted(all_problems())
     errors = [p for p in problems if p.severity == "error"]
     flows_frame = flows_res.frame
     if on_error == "drop":
         flows_frame = flows_frame.loc[~flow_bad].reset_index(drop=True)
     else:
         services_frame = services_frame.reset_index(drop=True)
+    typed_flows = _typed(flows_frame, S.FLOWS)
+    if servers_frame is None:
+        typed_servers = derive_authorization_servers(typed_flows)
+        notes.append(_derived_as_note(flows_file, len(typed_servers)))
+    else:
+        typed_servers = _typed(servers_frame.reset_index(drop=True), S.AUTHORIZATION_SERVERS)
     report = ValidationReport(
         source=label,
         services_source=services_file,
@@ -468,26 +620,53 @@ def load_inventory(
         dropped_service_rows=(
             tuple(svc_res.rows[svc_bad].tolist()) if on_error == "drop" and svc_res else ()
         ),
-        defaults=tuple(flows_res.defaults + (svc_res.defaults if svc_res else [])),
-        aliases=tuple(flows_res.aliases + (svc_res.aliases if svc_res else [])),
-        unknown_columns=tuple(flows_res.unknown + (svc_res.unknown if svc_res else [])),
+        defaults=tuple(
+            flows_res.defaults
+            + (svc_res.defaults if svc_res else [])
+            + (as_res.defaults if as_res else [])
+        ),
+        aliases=tuple(
+            flows_res.aliases
+            + (svc_res.aliases if svc_res else [])
+            + (as_res.aliases if as_res else [])
+        ),
+        unknown_columns=tuple(
+            flows_res.unknown
+            + (svc_res.unknown if svc_res else [])
+            + (as_res.unknown if as_res else [])
+        ),
         services_derived=svc_res is None,
         notes=tuple(notes),
+        authorization_servers_source=servers_file,
+        authorization_servers_in=len(raw_servers) if raw_servers is not None else 0,
+        authorization_servers_out=len(typed_servers),
+        dropped_authorization_server_rows=(
+            tuple(as_res.rows[as_bad].tolist()) if on_error == "drop" and as_res else ()
+        ),
+        authorization_servers_derived=as_res is None,
     )
     if errors and on_error == "raise":
         raise InventoryError(problems, report=report)
     return Inventory(
-        flows=_typed(flows_frame, S.FLOWS),
+        flows=typed_flows,
         services=_typed(services_frame.reset_index(drop=True), S.SERVICES),
         source=label,
         report=report,
+        authorization_servers=typed_servers,
     )
 
 
+_TABLE_ORDER = {"services": 0, "authorization_servers": 1}
+
+
 def _sorted(problems: Sequence[Problem]) -> tuple[Problem, ...]:
-    """Problems in file order: services file first, then by row (file-level first)."""
+    """Problems in file order: services file first, then authorization servers, then flows; by
+    row within a file (file-level first)."""
     return tuple(
-        sorted(problems, key=lambda p: (p.table != "services", p.row if p.row is not None else 0))
+        sorted(
+            problems,
+            key=lambda p: (_TABLE_ORDER.get(p.table, 2), p.row if p.row is not None else 0),
+        )
     )
 
 
@@ -530,12 +709,13 @@ def generate_inventory(
     100..1,000,000. Consistency rules of the validator hold by construction.
     """
     prof = get_profile(profile)
-    flows, services = generate_frames(prof, n_flows, seed)
+    flows, services, servers = generate_frames(prof, n_flows, seed)
     return Inventory(
         flows=_typed(flows, S.FLOWS),
         services=_typed(services, S.SERVICES),
         source=f"generated:{prof.name}:n={n_flows}:seed={seed}:v{GENERATOR_VERSION}",
         report=None,
+        authorization_servers=_typed(servers, S.AUTHORIZATION_SERVERS),
     )
 
 
@@ -565,10 +745,16 @@ def write_inventory(
     *,
     fmt: Literal["csv", "parquet"] = "csv",
 ) -> tuple[Path, Path]:
-    """Write ``flows.<fmt>`` and ``services.<fmt>`` into ``out_dir``, each atomically."""
+    """Write ``flows.<fmt>``, ``services.<fmt>`` and ``authorization_servers.<fmt>`` into
+    ``out_dir``, each atomically; returns the paths of the flows and services files (the
+    authorization servers file is beside them, where :func:`load_inventory` finds it)."""
+    if fmt not in ("csv", "parquet"):
+        raise ValueError("fmt must be 'csv' or 'parquet'")
     out = Path(out_dir)
     paths = (out / f"flows.{fmt}", out / f"services.{fmt}")
-    for frame, path in zip((inventory.flows, inventory.services), paths, strict=True):
+    frames = (inventory.flows, inventory.services, inventory.authorization_servers)
+    targets = (*paths, out / f"authorization_servers.{fmt}")
+    for frame, path in zip(frames, targets, strict=True):
         if fmt == "csv":
             data = table_bytes(frame)
         elif fmt == "parquet":
@@ -602,7 +788,8 @@ def exposure_matrix(flows: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary(inventory: Inventory) -> dict[str, Any]:
-    """Counts by client kind, client path, binding (and binding x enforcement, environment)."""
+    """Counts by client kind, client path, binding, environment and authorization server (and
+    the enforced share of bound flows)."""
     flows = inventory.flows
     feats = path_features(flows)
 
@@ -616,10 +803,16 @@ def summary(inventory: Inventory) -> dict[str, Any]:
         "n_flows": len(flows),
         "n_clients": int(flows["client_id"].nunique()),
         "n_services": len(inventory.services),
+        "n_authorization_servers": len(inventory.authorization_servers),
         "by_client_kind": counts(flows["client_kind"]),
         "by_client_path": counts(feats["client_path"]),
         "by_binding": counts(flows["binding"]),
         "by_environment": counts(flows["environment"]),
+        "by_authorization_server": (
+            counts(flows["authorization_server"])
+            if "authorization_server" in flows.columns
+            else {S.DEFAULT_AS_ID: len(flows)}
+        ),
         "binding_enforced_share": float(flows.loc[bound, "binding_enforced"].mean())
         if bound.any()
         else 0.0,

@@ -9,6 +9,12 @@ a user should override with their own inventory.
 
 Lifetime anchors are ``(low_s, high_s, weight)``: a value is drawn uniformly in ``[low, high]``
 (``low == high`` for a fixed product default).
+
+Authorization servers (:class:`AuthorizationServerProfile`) carry what the issuer can do [S,
+``shared/research/ecosystem-2026-12.md`` §2.2: Keycloak issues DPoP- and certificate-bound tokens,
+DPoP officially supported since 26.4; Microsoft Entra ID has no RFC 9449 issuance and its mTLS PoP
+is a preview, and its on-behalf-of flow is not RFC 8693] and which client kinds register with it
+[A]. A client registers with one server, chosen among those that can issue its binding.
 """
 
 from __future__ import annotations
@@ -42,6 +48,41 @@ def _a(rng: tuple[int, int], weight: float) -> Anchor:
 
 def _m(**kw: float) -> Mapping[str, float]:
     return MappingProxyType(dict(kw))
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationServerProfile:
+    """One authorization server of a profile: its capabilities (the row written to
+    ``authorization_servers.csv``) and the weight per client kind of registering with it."""
+
+    as_id: str
+    product: str
+    issues_dpop: bool
+    issues_mtls: bool
+    binds_refresh_tokens: bool
+    supports_token_exchange: bool
+    client_kind_weight: Mapping[str, float]
+
+
+_ALL_KINDS = _m(
+    browser_spa=1.0,
+    mobile_app=1.0,
+    web_backend=1.0,
+    service=1.0,
+    batch_job=1.0,
+    ai_agent=1.0,
+    partner_integrator=1.0,
+    cli_tool=1.0,
+)
+
+#: A single generic server issuing every binding (profiles that do not list their own).
+DEFAULT_AUTHORIZATION_SERVERS: tuple[AuthorizationServerProfile, ...] = (
+    AuthorizationServerProfile("as-default", "", True, True, True, False, _ALL_KINDS),
+)
+
+# Products [S, ecosystem-2026-12.md §2.2].
+KEYCLOAK_26_4 = "Keycloak 26.4"  # DPoP (official since 26.4) and mTLS-bound tokens; binds RTs
+ENTRA_ID = "Microsoft Entra ID"  # no RFC 9449 issuance; mTLS PoP preview only; OBO is not 8693
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +124,8 @@ class Profile:
     jti_cache_mix: Mapping[str, float]
     nonce_share: float
     forwards_token: float
+    authorization_servers: tuple[AuthorizationServerProfile, ...] = DEFAULT_AUTHORIZATION_SERVERS
+    token_exchange_share: float = 0.0
 
 
 SAAS = Profile(
@@ -94,7 +137,11 @@ SAAS = Profile(
         "Lifetimes mix Auth0's 24 h default, Okta/Google 1 h, Entra 60-90 min and Keycloak "
         "5 min [S, brief §1.3]. Sender-constraining is early: DPoP mostly on new SPAs and "
         "mobile apps, mTLS on a minority of backend services [A]. Paths to internet-facing "
-        "APIs terminate TLS at the edge 80% of the time [A6: 0.5-0.9 sweep, brief §3.2]."
+        "APIs terminate TLS at the edge 80% of the time [A6: 0.5-0.9 sweep, brief §3.2]. Two "
+        "authorization servers: a Keycloak 26.4-like customer IdP that issues DPoP- and "
+        "certificate-bound tokens and supports token exchange, and a Microsoft Entra ID "
+        "workforce tenant for internal tools that issues neither [S, ecosystem §2.2]; 30% of "
+        "forwarding flows on the customer IdP exchange the token (RFC 8693) [A]."
     ),
     client_kind_mix=_m(
         browser_spa=0.22,
@@ -176,6 +223,38 @@ SAAS = Profile(
     jti_cache_mix=_m(none=0.3, per_instance=0.45, shared=0.25),
     nonce_share=0.15,
     forwards_token=0.5,
+    authorization_servers=(
+        AuthorizationServerProfile(
+            "as-customer",
+            KEYCLOAK_26_4,
+            issues_dpop=True,
+            issues_mtls=True,
+            binds_refresh_tokens=True,
+            supports_token_exchange=True,
+            client_kind_weight=_m(
+                browser_spa=1.0,
+                mobile_app=1.0,
+                web_backend=0.7,
+                service=0.6,
+                batch_job=0.5,
+                ai_agent=0.8,
+                partner_integrator=1.0,
+                cli_tool=0.4,
+            ),
+        ),
+        AuthorizationServerProfile(
+            "as-workforce",
+            ENTRA_ID,
+            issues_dpop=False,
+            issues_mtls=False,
+            binds_refresh_tokens=False,
+            supports_token_exchange=False,
+            client_kind_weight=_m(
+                web_backend=0.3, service=0.4, batch_job=0.5, ai_agent=0.2, cli_tool=0.6
+            ),
+        ),
+    ),
+    token_exchange_share=0.3,
 )
 
 BANK = Profile(
@@ -189,7 +268,12 @@ BANK = Profile(
         "and 15 min dominate [S anchors]. FAPI 2.0 discourages refresh-token rotation, so "
         "rotation is rare and RTs are sender-constrained instead [S]. Leaf services (ledgers, "
         "payments cores) are the most sensitive; more services demand nonces and shared jti "
-        "caches, and more terminating hops forward the client certificate (RFC 9440) [A]."
+        "caches, and more terminating hops forward the client certificate (RFC 9440) [A]. A "
+        "FAPI 2.0-grade authorization server (Keycloak 26.4 with FAPI client policies) issues "
+        "DPoP- and certificate-bound tokens, binds refresh tokens and supports token exchange "
+        "[S, ecosystem §2.2]; a legacy in-house OAuth server still serves some back-office "
+        "services, batch jobs and tools and issues only bearer tokens [A]. Half of the "
+        "forwarding flows on the FAPI server exchange the token (RFC 8693) [A]."
     ),
     client_kind_mix=_m(
         browser_spa=0.10,
@@ -268,6 +352,29 @@ BANK = Profile(
     jti_cache_mix=_m(none=0.1, per_instance=0.35, shared=0.55),
     nonce_share=0.45,
     forwards_token=0.4,
+    authorization_servers=(
+        AuthorizationServerProfile(
+            "as-fapi",
+            KEYCLOAK_26_4 + " (FAPI 2.0 client policies)",
+            issues_dpop=True,
+            issues_mtls=True,
+            binds_refresh_tokens=True,
+            supports_token_exchange=True,
+            client_kind_weight=_ALL_KINDS,
+        ),
+        AuthorizationServerProfile(
+            "as-legacy",
+            "in-house OAuth 2.0 server (legacy)",
+            issues_dpop=False,
+            issues_mtls=False,
+            binds_refresh_tokens=False,
+            supports_token_exchange=False,
+            client_kind_weight=_m(
+                web_backend=0.35, service=0.3, batch_job=0.6, cli_tool=0.5, partner_integrator=0.1
+            ),
+        ),
+    ),
+    token_exchange_share=0.5,
 )
 
 PUBLIC_SECTOR = Profile(
@@ -280,7 +387,11 @@ PUBLIC_SECTOR = Profile(
         "services behind WAFs and load balancers that terminate TLS (90% of external paths) "
         "[A6]. Sender-constraining is rare and mostly unenforced; DPoP support in resource "
         "servers is scarce and loose where present (300 s windows, panva/Auth0 .NET) [S "
-        "presets, A shares]. Static refresh tokens are common [A]."
+        "presets, A shares]. Static refresh tokens are common [A]. Nearly every client is "
+        "registered in Entra ID, which issues no DPoP-bound tokens and no certificate-bound "
+        "ones outside a preview, and whose on-behalf-of flow is not RFC 8693 [S, ecosystem "
+        "§2.2]; a small Keycloak 26.4 realm for citizen-facing apps and partners issues both "
+        "and hosts the few sender-constrained clients [A]."
     ),
     client_kind_mix=_m(
         browser_spa=0.14,
@@ -354,6 +465,34 @@ PUBLIC_SECTOR = Profile(
     jti_cache_mix=_m(none=0.5, per_instance=0.4, shared=0.1),
     nonce_share=0.05,
     forwards_token=0.55,
+    authorization_servers=(
+        AuthorizationServerProfile(
+            "as-entra",
+            ENTRA_ID,
+            issues_dpop=False,
+            issues_mtls=False,
+            binds_refresh_tokens=False,
+            supports_token_exchange=False,
+            client_kind_weight=_ALL_KINDS,
+        ),
+        AuthorizationServerProfile(
+            "as-citizen",
+            KEYCLOAK_26_4,
+            issues_dpop=True,
+            issues_mtls=True,
+            binds_refresh_tokens=True,
+            supports_token_exchange=True,
+            client_kind_weight=_m(
+                browser_spa=0.3,
+                mobile_app=0.5,
+                partner_integrator=0.3,
+                web_backend=0.05,
+                service=0.05,
+                ai_agent=0.1,
+            ),
+        ),
+    ),
+    token_exchange_share=0.2,
 )
 
 #: Profiles by name; ``generate_inventory(profile=...)`` accepts any key.

@@ -2,8 +2,9 @@
 
 The loader (:mod:`tokenlib.analysis.inventory`), the data dictionary (``data/README.md``) and the
 Frictionless Data Package (``data/datapackage.json``) are all derived from the specs below, so a
-column is described once. Names and values of the ``flows``/``services`` tables are the contract
-other modules code against: add columns, never rename.
+column is described once. Names and values of the ``flows``, ``services`` and
+``authorization_servers`` tables are the contract other modules code against: add columns, never
+rename.
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ DEFAULT_CHANNELS_BY_KIND: Mapping[str, str] = {
 _HOP = f"({'|'.join(HOP_KINDS)}):({'|'.join(HOP_MODES)})"
 #: Regular expression a ``path`` value must match (empty = direct connection).
 PATH_PATTERN = f"^$|^{_HOP}(>{_HOP})*$"
+
+#: ``flows.authorization_server`` when the column is missing or empty.
+DEFAULT_AS_ID = "as-default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,6 +450,24 @@ FLOW_COLUMNS: tuple[Column, ...] = (
         default_doc="true if the resource server's downstream list is non-empty, else false",
         aliases=("forwards", "token_forwarding", "forwarded"),
     ),
+    Column(
+        "authorization_server",
+        "string",
+        "as_id (in the authorization_servers table) of the authorization server that issues "
+        "this flow's tokens; whether it can issue DPoP- or certificate-bound tokens gates the "
+        "flow's bindings (RFC 9449 §5, RFC 8705 §3).",
+        default=DEFAULT_AS_ID,
+        aliases=("as", "issuer", "idp", "authorization_server_id", "as_id"),
+    ),
+    Column(
+        "token_exchange",
+        "boolean",
+        "The forwarding resource server exchanges this token at the authorization server (RFC "
+        "8693 token exchange) for one scoped to the downstream service instead of forwarding it "
+        "as is; meaningful only with forwards_token.",
+        default=False,
+        aliases=("exchanges_token", "rfc8693", "token_exchanged"),
+    ),
 )
 
 SERVICE_COLUMNS: tuple[Column, ...] = (
@@ -553,6 +575,65 @@ SERVICE_COLUMNS: tuple[Column, ...] = (
     ),
 )
 
+AUTHORIZATION_SERVER_COLUMNS: tuple[Column, ...] = (
+    Column(
+        "as_id",
+        "string",
+        "Id of the authorization server (issuer); flows.authorization_server refers to it.",
+        required=True,
+        unique=True,
+        aliases=("id", "authorization_server", "as", "issuer", "idp", "name"),
+    ),
+    Column(
+        "product",
+        "string",
+        'Identity product and version, e.g. "Keycloak 26.4" or "Microsoft Entra ID".',
+        default="",
+        aliases=("vendor", "software", "idp_product"),
+    ),
+    Column(
+        "issues_dpop",
+        "boolean",
+        "Issues DPoP-bound access tokens (cnf.jkt) when the client presents a DPoP proof at the "
+        "token endpoint (RFC 9449 §5, §6).",
+        default=False,
+        default_doc="true if any flow of this authorization server uses binding dpop, else false",
+        aliases=("dpop", "dpop_bound_access_tokens", "supports_dpop"),
+    ),
+    Column(
+        "issues_mtls",
+        "boolean",
+        "Issues certificate-bound access tokens (cnf.x5t#S256) to clients that authenticate "
+        "with mutual TLS (RFC 8705 §3).",
+        default=False,
+        default_doc="true if any flow of this authorization server uses binding mtls, else false",
+        aliases=(
+            "mtls",
+            "tls_client_certificate_bound_access_tokens",
+            "certificate_bound",
+            "supports_mtls",
+        ),
+    ),
+    Column(
+        "binds_refresh_tokens",
+        "boolean",
+        "Binds refresh tokens issued to public clients to the client's DPoP key or certificate "
+        "(RFC 9449 §5, RFC 8705 §4), so a stolen refresh token is useless without the key.",
+        default=False,
+        default_doc="equal to issues_dpop",
+        aliases=("binds_refresh_token", "refresh_token_binding", "rt_binding"),
+    ),
+    Column(
+        "supports_token_exchange",
+        "boolean",
+        "The token endpoint supports OAuth 2.0 Token Exchange (RFC 8693 §2), so a forwarding "
+        "resource server can swap a token for one scoped to the downstream service.",
+        default=False,
+        default_doc="true if any flow of this authorization server has token_exchange, else false",
+        aliases=("token_exchange", "rfc8693", "supports_rfc8693"),
+    ),
+)
+
 FLOWS = TableSpec(
     "flows",
     "flows.csv",
@@ -569,6 +650,17 @@ SERVICES = TableSpec(
     "downstream services it calls with forwarded tokens (the blast-radius graph).",
     SERVICE_COLUMNS,
     primary_key=("service_id",),
+)
+AUTHORIZATION_SERVERS = TableSpec(
+    "authorization_servers",
+    "authorization_servers.csv",
+    "Authorization servers",
+    "One row per authorization server (token issuer): which sender-constrained tokens it can "
+    "issue (DPoP, RFC 9449; certificate-bound, RFC 8705), whether it binds refresh tokens and "
+    "whether it supports token exchange (RFC 8693). Optional: when the file is missing, one row "
+    "per distinct flows.authorization_server is derived from the flows.",
+    AUTHORIZATION_SERVER_COLUMNS,
+    primary_key=("as_id",),
 )
 
 
