@@ -10,12 +10,18 @@ from pathlib import Path
 import pytest
 
 from tokenlib.analysis.params import (
+    DOCS_BEGIN,
+    DOCS_END,
+    LABELS,
     STATUSES,
     ModelParameters,
     ParameterError,
     load_crypto_costs,
+    parameter_label,
+    parameter_markdown,
     parameter_specs,
     parameter_table,
+    write_parameter_docs,
 )
 
 REGISTER = [f"A{i}" for i in range(1, 11)]
@@ -207,3 +213,137 @@ def test_crypto_costs_from_tokenlib_benchmark_layout(tmp_path: Path) -> None:
     c = load_crypto_costs(p)
     assert c.status == "sourced"
     assert (c.sign_s, c.verify_s) == (pytest.approx(35e-6), pytest.approx(100e-6))
+
+
+# --- issue 8: new parameters, renamed and removed ones ------------------------------------------
+
+NEW_PARAMETERS = {
+    "A23a": ("ttu_fast_share", 0.5, 0.2, 0.9),
+    "A23b": ("ttu_fast_mean_s", 60.0, 10.0, 600.0),
+    "A23c": ("ttu_slow_mean_s", 86_400.0, 3_600.0, 1_209_600.0),
+    "A24a": ("scope_factor_read", 0.5, 0.2, 1.0),
+    "A24b": ("scope_factor_write", 1.0, 1.0, 1.0),
+    "A24c": ("scope_factor_admin", 2.0, 1.0, 4.0),
+    "A25a": ("env_factor_staging", 0.3, 0.1, 0.6),
+    "A25b": ("env_factor_dev", 0.1, 0.0, 0.3),
+    "A26": ("p_store_no_channel", 0.1, 0.0, 0.3),
+    "A27a": ("cost_lifetime_days", 0.5, 0.25, 2.0),
+    "A27b": ("cost_rt_rotation_days", 1.0, 0.5, 5.0),
+    "A27c": ("cost_audience_days", 2.0, 0.5, 10.0),
+    "A27d": ("cost_token_exchange_days", 5.0, 2.0, 20.0),
+    "A27e": ("cost_key_storage_days", 3.0, 1.0, 15.0),
+    "A27f": ("cost_bff_days", 15.0, 5.0, 40.0),
+    "A27g": ("cost_enforcement_test_days", 0.5, 0.25, 2.0),
+    "A28": ("short_lifetime_s", 300.0, 60.0, 900.0),
+    "A29": ("revocation_delay_s", 432_000.0, 3_600.0, 2_764_800.0),
+}
+
+
+@pytest.mark.parametrize("pid", sorted(NEW_PARAMETERS))
+def test_new_parameters_load_with_the_contract_values(pid: str) -> None:
+    name, value, low, high = NEW_PARAMETERS[pid]
+    spec = {s.id: s for s in parameter_specs()}[pid]
+    assert (spec.name, spec.value, spec.low, spec.high) == (name, value, low, high)
+    assert spec.status == "assumption"
+    assert len(spec.source) > 20
+    assert getattr(ModelParameters.from_reference(), name) == value
+    assert getattr(ModelParameters(), name) == value
+
+
+def test_new_probabilities_are_bounded() -> None:
+    for name in ("ttu_fast_share", "p_store_no_channel"):
+        with pytest.raises(ParameterError) as info:
+            ModelParameters().replace(**{name: 1.5})
+        assert info.value.code == "invalid_value"
+    # factors may exceed 1
+    assert ModelParameters().replace(scope_factor_admin=3.0).scope_factor_admin == 3.0
+
+
+def test_time_to_use_sources_cite_breach_and_honeypot_reports() -> None:
+    specs = {s.id: s for s in parameter_specs()}
+    assert "Salesloft" in specs["A23a"].source
+    assert "Okta" in specs["A23a"].source
+    assert "honeypot" in specs["A23b"].source
+    assert "model assumption" in specs["A23c"].source
+
+
+def test_revocation_delay_is_an_anchored_assumption_not_sourced() -> None:
+    ids = {s.id for s in parameter_specs()}
+    assert "S1" not in ids
+    a29 = {s.id: s for s in parameter_specs()}["A29"]
+    assert a29.name == "revocation_delay_s"
+    assert a29.status == "assumption"
+    assert "GitHub/Heroku" in a29.source
+    assert "one incident is not a distribution" in a29.source
+
+
+def test_iat_future_default_is_removed() -> None:
+    assert "dpop_iat_future_default_s" not in ModelParameters.names()
+    assert "D2" not in {s.id for s in parameter_specs()}
+    assert not hasattr(ModelParameters(), "dpop_iat_future_default_s")
+    with pytest.raises(ParameterError) as info:
+        ModelParameters().replace(dpop_iat_future_default_s=60.0)
+    assert info.value.code == "unknown_override"
+
+
+def test_proof_window_range_includes_curity() -> None:
+    d1 = {s.id: s for s in parameter_specs()}["D1"]
+    assert (d1.low, d1.value, d1.high) == (10.0, 60.0, 300.0)
+    assert "Curity" in d1.source
+    impl = _impl_rows()
+    curity = impl["Curity"]
+    assert float(curity["iat_past_s"]) == d1.low
+    pasts = [float(r["iat_past_s"]) for r in impl.values() if r["iat_past_s"].strip()]
+    assert (min(pasts), max(pasts)) == (d1.low, d1.high)
+
+
+def _impl_rows() -> dict[str, dict[str, str]]:
+    path = Path(__file__).resolve().parents[2] / "data" / "reference" / "dpop_implementations.csv"
+    with open(path, newline="", encoding="utf-8") as fh:
+        return {r["implementation"]: r for r in csv.DictReader(fh)}
+
+
+def test_every_parameter_is_a_field_with_a_register_comment() -> None:
+    src = (Path(__file__).resolve().parents[2] / "tokenlib" / "analysis" / "params.py").read_text(
+        encoding="utf-8"
+    )
+    for s in parameter_specs():
+        assert f"    {s.name}: float = " in src, s.name
+        line = next(x for x in src.splitlines() if x.startswith(f"    {s.name}: float = "))
+        assert f"# {s.id}" in line, (s.name, line)
+
+
+def test_model_parameters_doc_is_generated_from_the_csv() -> None:
+    doc = Path(__file__).resolve().parents[2] / "data" / "reference" / "MODEL_PARAMETERS.md"
+    text = doc.read_text(encoding="utf-8")
+    start = text.index(DOCS_BEGIN) + len(DOCS_BEGIN) + 1
+    end = text.index(DOCS_END)
+    assert text[start:end] == parameter_markdown(), "run: python -m tokenlib.analysis.params"
+    for s in parameter_specs():
+        assert f"| {s.id} | `{s.name}` |" in text
+    assert "dpop_iat_future_default_s" in text[end:]  # listed under "Removed parameters"
+
+
+def test_write_parameter_docs_rewrites_only_the_generated_section(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text(f"intro\n{DOCS_BEGIN}\nstale\n{DOCS_END}\noutro\n", encoding="utf-8")
+    assert write_parameter_docs(doc)
+    text = doc.read_text(encoding="utf-8")
+    assert text.startswith("intro\n")
+    assert text.endswith(f"{DOCS_END}\noutro\n")
+    assert "stale" not in text
+    assert "`ttu_fast_share`" in text
+    assert not write_parameter_docs(doc)
+    (tmp_path / "bad.md").write_text("no markers", encoding="utf-8")
+    with pytest.raises(ParameterError):
+        write_parameter_docs(tmp_path / "bad.md")
+
+
+def test_every_parameter_has_a_label() -> None:
+    assert set(LABELS) == set(ModelParameters.names())
+    assert all(label and not label.endswith(".") for label in LABELS.values())
+
+
+def test_label_names_the_register_id() -> None:
+    assert parameter_label("e_rs") == "resource servers enforcing the binding (A2)"
+    assert parameter_label("no_such_parameter") == "no_such_parameter"

@@ -115,3 +115,92 @@ def test_tables_without_a_spec_still_need_source_and_status(tmp_path: Path) -> N
 def test_unknown_table() -> None:
     with pytest.raises(ValueError, match="unknown reference table 'nope'"):
         load_reference("nope")
+
+
+# --- issue 8: facts corrected in the model reference tables ------------------------------------
+
+
+def _timeline() -> pd.DataFrame:
+    return load_reference("adoption_timeline")
+
+
+def _rows(tl: pd.DataFrame, mechanism: str, component: str) -> pd.DataFrame:
+    sel = (tl["mechanism"] == mechanism) & (tl["component"] == component)
+    return tl[sel].sort_values("date")
+
+
+def test_every_timeline_row_has_a_source_and_status() -> None:
+    tl = _timeline()
+    assert tl["source"].str.strip().str.len().gt(10).all()
+    assert set(tl["status"].astype(str)) <= set(S.STATUSES)
+    # a share between 0 and 1 exclusive is never data: there is no usage survey
+    mid = tl[(tl["share"].astype(float) > 0) & (tl["share"].astype(float) < 1)]
+    assert (mid["status"] == "assumption").all(), mid[mid["status"] != "assumption"]
+    assert mid["source"].str.contains("assumption").all()
+
+
+def test_dpop_rs_events_carry_their_real_dates() -> None:
+    rs = _rows(_timeline(), "dpop", "rs")
+    by_date = dict(zip(rs["date"], rs["source"], strict=True))
+    # no undifferentiated "Keycloak, Duende, Auth0, Curity support" row dated 2024-01-01
+    assert "2024-01-01" not in by_date
+    # Keycloak: preview from 23.0.0, officially supported from 26.4 (keycloak.org, 2025-10-09)
+    assert "Keycloak 23.0.0" in by_date["2023-11-23"]
+    assert "preview" in by_date["2023-11-23"]
+    assert "Keycloak 26.4" in by_date["2025-10-09"]
+    # Spring Security 6.5.0 was released on 2025-05-19, not 2025-01-01
+    assert "Spring Security 6.5.0" in by_date["2025-05-19"]
+    assert not any("Spring" in src for d, src in by_date.items() if d < "2025-05-19")
+    # Auth0: "2024, no definite ETA" (Nov 2023), early access 2025, GA 2026-03-03
+    assert "Early Access" in by_date["2025-06-19"]
+    assert "no definite ETA" in by_date["2025-06-19"]
+    assert "GA" in by_date["2026-03-03"]
+    assert not any("Auth0" in src for d, src in by_date.items() if d < "2025-06-19")
+    shares = rs["share"].astype(float).to_numpy()
+    assert (shares[1:] >= shares[:-1]).all()
+
+
+def test_windows_1607_is_not_credited_with_browser_token_binding() -> None:
+    tl = _timeline()
+    browser = _rows(tl, "token_binding", "client_browser")
+    b = dict(zip(browser["date"], browser["share"].astype(float), strict=True))
+    assert b["2016-08-02"] == 0.0  # caniuse: IE 11 and Edge 12-14 "n"
+    assert b["2017-04-11"] > 0  # legacy Edge 15 on Windows 10 1703
+    assert all(v == 0.0 for d, v in b.items() if d < "2017-04-11")
+    other = _rows(tl, "token_binding", "client_other")
+    o = dict(zip(other["date"], other["source"], strict=True))
+    assert "WinINet/HTTP.SYS" in o["2016-08-02"]
+    assert "1607" in o["2016-08-02"]
+    tb = load_reference("token_binding_timeline").set_index("row_id")
+    assert "not browser support" in tb.loc["tb02", "description"]
+    assert (tb.loc["tb03", "date"], tb.loc["tb03", "date_precision"]) == ("2017-04-11", "day")
+    assert "First browser support" in tb.loc["tb03", "description"]
+
+
+def test_timeline_dpop_proxy_share_is_the_weakest_terminating_hop() -> None:
+    """Rule: the timeline has one DPoP ``proxy`` share for every TLS-terminating hop; it equals
+    the minimum DPoP support over the terminating hops (``*:terminate`` and
+    ``*:terminate_forward_cert``) of component_support.csv, and is tagged assumption."""
+    cs = load_reference("component_support")
+    hops = cs[(cs["component"] == "hop") & (cs["mechanism"] == "dpop")]
+    terminating = hops[~hops["value"].str.endswith(":passthrough")]
+    proxy = _rows(_timeline(), "dpop", "proxy")
+    assert len(proxy) == 1
+    assert float(proxy["share"].iloc[0]) == terminating["support"].astype(float).min()
+    assert proxy["status"].iloc[0] == "assumption"
+    assert "component_support.csv" in proxy["source"].iloc[0]
+
+
+def test_structural_zero_for_browser_mtls_is_derived_not_sourced() -> None:
+    cs = load_reference("component_support")
+    row = cs[(cs["value"] == "browser_spa") & (cs["mechanism"] == "mtls")].iloc[0]
+    assert (float(row["support"]), row["status"]) == (0.0, "derived")
+    tl = _rows(_timeline(), "mtls", "client_browser")
+    assert (tl["status"] == "derived").all()
+
+
+def test_curity_row_sets_the_shortest_proof_window() -> None:
+    impl = load_reference("dpop_implementations").set_index("implementation")
+    past = pd.to_numeric(impl["iat_past_s"], errors="coerce").dropna()
+    assert past.min() == 10
+    assert past.idxmin() == "Curity"

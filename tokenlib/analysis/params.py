@@ -3,10 +3,13 @@
 Every number the models use lives in ``data/reference/model_parameters.csv`` with an ``id``
 (``A*`` = assumption from the domain brief's register §6 or added by the models, ``S*`` =
 sourced, ``D*`` = derived), a plausible ``low``/``high`` range for sensitivity analysis, a unit,
-a ``status`` (``sourced`` / ``derived`` / ``assumption``) and a ``source``. ``ModelParameters``
-is the frozen value object the models take; ``ModelParameters.from_reference()`` loads it and
-``.replace(**overrides)`` returns a tuned copy (values outside ``[low, high]`` are allowed, a
-sweep may want them, but must be finite and non-negative).
+a ``status`` (``sourced`` / ``derived`` / ``assumption``) and a ``source``.
+``data/reference/MODEL_PARAMETERS.md`` documents every row; its parameter section is rendered
+by :func:`parameter_markdown` (``python -m tokenlib.analysis.params`` rewrites it).
+``ModelParameters`` is the frozen value object the models take;
+``ModelParameters.from_reference()`` loads it and ``.replace(**overrides)`` returns a tuned copy
+(values outside ``[low, high]`` are allowed, a sweep may want them, but must be finite and
+non-negative).
 """
 
 from __future__ import annotations
@@ -23,15 +26,19 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "LABELS",
     "STATUSES",
     "CryptoCosts",
     "ModelParameters",
     "ParameterError",
     "ParameterSpec",
     "load_crypto_costs",
+    "parameter_label",
+    "parameter_markdown",
     "parameter_specs",
     "parameter_table",
     "reference_dir",
+    "write_parameter_docs",
 ]
 
 STATUSES = ("sourced", "derived", "assumption")
@@ -119,10 +126,26 @@ class ModelParameters:
     nonce_lifetime_threshold_s: float = 3_600.0  # A20
     min_relative_reduction: float = 0.05  # A21
     min_p_deploy: float = 0.25  # A22
-    revocation_delay_s: float = 432_000.0  # S1
+    ttu_fast_share: float = 0.5  # A23a
+    ttu_fast_mean_s: float = 60.0  # A23b
+    ttu_slow_mean_s: float = 86_400.0  # A23c
+    scope_factor_read: float = 0.5  # A24a
+    scope_factor_write: float = 1.0  # A24b
+    scope_factor_admin: float = 2.0  # A24c
+    env_factor_staging: float = 0.3  # A25a
+    env_factor_dev: float = 0.1  # A25b
+    p_store_no_channel: float = 0.1  # A26
+    cost_lifetime_days: float = 0.5  # A27a
+    cost_rt_rotation_days: float = 1.0  # A27b
+    cost_audience_days: float = 2.0  # A27c
+    cost_token_exchange_days: float = 5.0  # A27d
+    cost_key_storage_days: float = 3.0  # A27e
+    cost_bff_days: float = 15.0  # A27f
+    cost_enforcement_test_days: float = 0.5  # A27g
+    short_lifetime_s: float = 300.0  # A28
+    revocation_delay_s: float = 432_000.0  # A29 (was S1: an anchored assumption)
     issuer_key_window_s: float = 2_764_800.0  # S2
     dpop_iat_past_default_s: float = 60.0  # D1
-    dpop_iat_future_default_s: float = 60.0  # D2
     nonce_lifetime_s: float = 180.0  # D3
     source: str = field(default="defaults", compare=False)
 
@@ -202,6 +225,82 @@ class ModelParameters:
         return float(getattr(self, f"w_{scenario}"))
 
 
+#: Short human labels of every parameter, for findings and figures (ids stay in brackets).
+LABELS: dict[str, str] = {
+    "rho_jwt": "revocation reaching a JWT-validating resource server",
+    "rho_introspection": "revocation reaching an introspecting resource server",
+    "e_rs": "resource servers enforcing the binding",
+    "p_inj": "certificate-header injection at a forwarding hop",
+    "p_key_non_extractable": "key theft, non-extractable browser key",
+    "p_key_software": "key theft, software key",
+    "p_key_hsm": "key theft, HSM or TPM key",
+    "p_key_platform": "key theft, mobile platform keystore",
+    "pi_persist": "thieves defeating refresh-token rotation",
+    "share_terminating": "industry share of paths with a TLS-terminating hop",
+    "rt_absolute_default_s": "refresh-token lifetime when none is recorded",
+    "proof_leak_delay_max_s": "delay before a captured proof reaches the attacker",
+    "as_session_max_s": "remaining authorization-server session",
+    "q_secret": "credentials found in reachable data",
+    "p_attacker_first": "attacker beating the legitimate request",
+    "p_new_flow": "browser attacker starting a new login with its own key",
+    "p_client_cred": "client credentials stolen with a refresh token",
+    "cert_lifetime_manual_s": "certificate lifetime, manual management",
+    "cert_lifetime_automated_s": "certificate lifetime, automated PKI",
+    "cert_lifetime_spiffe_s": "certificate lifetime, SPIFFE",
+    "lateral_hops": "lateral hops followed",
+    "traffic_exponent": "weight of traffic volume",
+    "w_at_rest_copy": "likelihood of a copy at rest",
+    "w_in_transit_token_and_proof": "likelihood of a capture in transit",
+    "w_live_client_compromise": "likelihood of a live client compromise",
+    "w_key_exfiltration": "likelihood of a credential-store copy",
+    "w_refresh_token_theft": "likelihood of refresh-token theft",
+    "w_issuer_key_compromise": "likelihood of an issuer-key compromise",
+    "cost_client_change_days": "effort to change a client",
+    "cost_rs_change_days": "effort to change a resource server",
+    "cost_hop_change_days": "effort to reconfigure a hop",
+    "cost_nonce_days": "effort to add server nonces",
+    "engineer_day_usd": "cost of an engineer-day",
+    "cpu_usd_per_core_hour": "cost of a CPU core-hour",
+    "horizon_days": "cost horizon",
+    "dpop_sign_cost_s": "CPU time to sign a DPoP proof",
+    "dpop_verify_cost_s": "CPU time to verify a DPoP proof",
+    "mtls_request_cost_s": "extra CPU time per mTLS request",
+    "nonce_lifetime_threshold_s": "token lifetime above which nonces are required (policy)",
+    "min_relative_reduction": "smallest exposure reduction worth deploying (policy)",
+    "min_p_deploy": "smallest deployment probability recommended (policy)",
+    "ttu_fast_share": "share of thieves using a token at once",
+    "ttu_fast_mean_s": "time to use, automated thieves",
+    "ttu_slow_mean_s": "time to use, other thieves",
+    "scope_factor_read": "weight of read-only scopes",
+    "scope_factor_write": "weight of write scopes",
+    "scope_factor_admin": "weight of administrative scopes",
+    "env_factor_staging": "weight of staging flows",
+    "env_factor_dev": "weight of development flows",
+    "p_store_no_channel": "credential store reachable without a leaking channel",
+    "cost_lifetime_days": "effort to shorten token lifetimes",
+    "cost_rt_rotation_days": "effort to rotate refresh tokens",
+    "cost_audience_days": "effort to restrict audiences",
+    "cost_token_exchange_days": "effort to exchange tokens at a forwarding service",
+    "cost_key_storage_days": "effort to move keys to non-exportable storage",
+    "cost_bff_days": "effort to add a backend-for-frontend",
+    "cost_enforcement_test_days": "effort to test binding enforcement",
+    "short_lifetime_s": "target of the shorter-lifetime control",
+    "revocation_delay_s": "delay from theft to revocation",
+    "issuer_key_window_s": "window of a stolen issuer key",
+    "dpop_iat_past_default_s": "DPoP proof age accepted when none is recorded",
+    "nonce_lifetime_s": "lifetime of a server nonce",
+}
+
+
+def parameter_label(name: str) -> str:
+    """``"label (id)"`` for a parameter name, e.g. ``"resource servers enforcing the binding
+    (A2)"``; the name itself when it is unknown."""
+    ids = {spec.name: spec.id for spec in parameter_specs()}
+    if name not in ids:
+        return name
+    return f"{LABELS.get(name, name)} ({ids[name]})"
+
+
 _PROBABILITIES = (
     "rho_jwt",
     "rho_introspection",
@@ -219,6 +318,8 @@ _PROBABILITIES = (
     "p_client_cred",
     "min_relative_reduction",
     "min_p_deploy",
+    "ttu_fast_share",
+    "p_store_no_channel",
 )
 
 
@@ -326,6 +427,61 @@ def parameter_table(params: ModelParameters | None = None) -> Any:
     return df
 
 
+DOCS_BEGIN = "<!-- BEGIN parameters: generated by tokenlib.analysis.params.parameter_markdown -->"
+DOCS_END = "<!-- END parameters -->"
+
+
+def _fmt(value: float) -> str:
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def parameter_markdown(path: str | os.PathLike[str] | None = None) -> str:
+    """Markdown table and glossary of every parameter (the generated part of MODEL_PARAMETERS.md).
+
+    One table row per CSV row (id, name, value, low, high, unit, status, source) followed by the
+    description of each parameter; ``data/reference/MODEL_PARAMETERS.md`` holds this text
+    between :data:`DOCS_BEGIN` and :data:`DOCS_END`, and a test checks that they agree.
+    """
+    specs = parameter_specs(path)
+    lines = [
+        "| id | name | value | low | high | unit | status | source |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in specs:
+        lines.append(
+            f"| {s.id} | `{s.name}` | {_fmt(s.value)} | {_fmt(s.low)} | {_fmt(s.high)} "
+            f"| {_cell(s.unit)} | {s.status} | {_cell(s.source)} |"
+        )
+    lines += ["", "### What each parameter means", ""]
+    for s in specs:
+        text = s.description.rstrip(".")
+        lines.append(f"- **{s.id} `{s.name}`**: {_cell(text)}.")
+    return "\n".join(lines) + "\n"
+
+
+def write_parameter_docs(doc: str | os.PathLike[str] | None = None) -> bool:
+    """Rewrite the generated section of ``MODEL_PARAMETERS.md``; True if the file changed.
+
+    Raises ``ParameterError`` (code ``not_found``) when the file lacks the two marker lines.
+    """
+    p = Path(doc) if doc is not None else reference_dir() / "MODEL_PARAMETERS.md"
+    text = p.read_text(encoding="utf-8")
+    start, end = text.find(DOCS_BEGIN), text.find(DOCS_END)
+    if start < 0 or end < start:
+        raise ParameterError(f"{p}: generated-section markers not found", code="not_found")
+    new = text[: start + len(DOCS_BEGIN)] + "\n" + parameter_markdown() + text[end:]
+    if new == text:
+        return False
+    p.write_text(new, encoding="utf-8")
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class CryptoCosts:
     """Per-request DPoP CPU costs (seconds) and where they came from."""
@@ -414,3 +570,7 @@ def load_crypto_costs(path: str | os.PathLike[str] | None = None) -> CryptoCosts
     return CryptoCosts(
         _to_seconds(*sign), _to_seconds(*verify), "sourced", f"{p.name}: {sign[0]}, {verify[0]}"
     )
+
+
+if __name__ == "__main__":  # pragma: no cover - maintenance entry point
+    print("updated" if write_parameter_docs() else "unchanged")
