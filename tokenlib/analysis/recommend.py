@@ -1,133 +1,682 @@
-"""Per-flow recommendation: mTLS, DPoP, DPoP with nonces, or bearer as accepted residual risk.
+"""Per-flow recommendations derived from the exposure model, with policy rules kept apart.
 
-Rules (from the article's claims as qualified by the domain brief §4), applied in order:
+**Model choice.** For each flow the candidates are *keep* (today's mechanism; for a bearer flow
+that is bearer with compensating controls), ``mtls``, ``dpop_shared_cache`` and
+``dpop_nonce_shared_cache``. Each is scored by the token-theft exposure, metric ``usable``
+(:mod:`tokenlib.analysis.models`), evaluated on counterfactual frames in which the flow's
+resource server verifies the binding, its authorization server issues bound tokens and, for
+mTLS, terminating hops forward the certificate (RFC 9440) and certificates are managed -- the
+changes whose likelihood ``deploy.deployability``'s ``p_deploy`` prices. A candidate is
+*deployable* when ``p_deploy >= A22`` and *worth it* when it removes at least A21 of the flow's
+exposure; the choice is the eligible candidate with the lowest exposure, the cheaper one when
+several are within A21 of the best (keep costs nothing). Bearer is "accepted as residual risk"
+only when no deployable candidate removes at least A21.
 
-The A21 "removes too little" test uses the token-theft scenarios only
-(``replay.TOKEN_THEFT_SCENARIOS``): key exfiltration and issuer-key compromise are not
-what a binding addresses.
+**Policy rules** (labelled ``policy`` in the reasons, not model outputs):
 
-1. **mTLS** when the client is a workload, the mTLS predicate holds (``deploy.deployability``) and
-   TLS reaches the RS end to end, or only through hops that already forward the certificate
-   (RFC 8705 App. B, RFC 9700 §2.6; the forwarded header does not fail safe, RFC 9440 §4).
-2. **DPoP with nonces** when DPoP is deployable and the client is public (pre-generated proofs,
-   RFC 9449 §11.2), the access token outlives A20, or the RS runs several instances without a
-   shared ``jti`` cache (§11.1).
-3. **DPoP** (with a shared ``jti`` cache) when DPoP is deployable.
-4. **bearer**, as an explicitly accepted residual risk with compensating controls, otherwise.
+* RFC 9449 §11.2 -- "SHOULD NOT issue long-lived DPoP constrained access tokens" without
+  nonces: a DPoP choice for an access token living longer than A20 becomes
+  ``dpop_nonce_shared_cache``.
+* Compliance flags (``policy_flags``), which hold whatever the ranking says: see
+  :data:`POLICY_FLAGS` (FAPI 2.0, RFC 9700 §2.2.2, RFC 9449 §11.2) and :data:`OWASP_NHI_TOP10`.
 
-Reasons are generated from the predicate outcomes (bit flags, one sentence per flag), never
-typed per row. Priority ranks flows by exposure removed per dollar:
-``p_deploy * (exposure_current - exposure_after) / cost_usd`` (``replay.exposure_by_mechanism``
-and ``deploy.deployment_cost``).
+**Cost** per candidate: ``controls`` module's cost model (engineer-days x A18e; client change
+A18a shared by a client's flows, RS change A18b, hop A18c and shared-store/nonce A18d shared by
+an RS's flows, authorization-server change ``controls.AS_CHANGE_PARAM`` shared by an AS's
+flows, certificate automation A18a; per-request CPU A19a-c over A18g at A18f).
+
+**Robustness**: the share of joint draws (``uncertainty.draw_parameters``: every assumption,
+thresholds A20-A22 included) in which the flow's recommendation stays the same; each draw
+builds one :class:`FlowContext` for the counterfactual frames (plus one for the flows bound
+today, whose *keep* exposure needs their real frames).
+
+Reasons are generated from model outputs (the share each candidate removes, which component
+blocks it, which changes it needs); priority ranks by ``p_deploy * exposure_removed /
+cost_usd``.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from tokenlib._atomic import atomic_path
-from tokenlib.analysis._paths import (
-    as_str,
-    channel_matrix,
-    features,
-    rows_where,
-    service_lookup,
-)
-from tokenlib.analysis.deploy import deployability, deployment_cost, reason_text
+from tokenlib.analysis._csv import write_csv
+from tokenlib.analysis._paths import as_str, features, is_in, service_lookup, str_codes
+from tokenlib.analysis.controls import AS_CHANGE_PARAM, control
+from tokenlib.analysis.deploy import deployability
+from tokenlib.analysis.models import MECHANISMS, FlowContext, exposure_arrays
+from tokenlib.analysis.models.context import privilege_class
+from tokenlib.analysis.models.support import DEFAULT_AS, resolve_authorization_servers
 from tokenlib.analysis.params import ModelParameters
-from tokenlib.analysis.replay import exposure_by_mechanism
+from tokenlib.analysis.uncertainty import DEFAULT_DRAWS, draw_parameters
 
 __all__ = [
-    "CONTROLS",
+    "CANDIDATES",
+    "FAPI_WORDS",
+    "OWASP_NHI_SOURCE",
+    "OWASP_NHI_TOP10",
+    "POLICY_FLAGS",
     "RECOMMENDATIONS",
-    "RECOMMEND_REASONS",
+    "candidate_exposures",
     "export_recommendations",
     "recommend",
     "recommendation_summary",
 ]
 
-RECOMMENDATIONS = ("mtls", "dpop", "dpop_nonce", "bearer")
-_VARIANT = {
-    "mtls": "mtls",
-    "dpop": "dpop_shared_cache",
-    "dpop_nonce": "dpop_nonce",
-    "bearer": "bearer",
+FloatArray = npt.NDArray[np.floating[Any]]
+BoolArray = npt.NDArray[np.bool_]
+
+#: Candidates of the model choice, in tie-break order (keep first: it costs nothing).
+CANDIDATES: tuple[str, ...] = ("keep", "mtls", "dpop_shared_cache", "dpop_nonce_shared_cache")
+#: Values of ``recommended`` (a user contract).
+RECOMMENDATIONS: tuple[str, ...] = ("mtls", "dpop", "dpop_nonce", "bearer")
+_FAMILY = {"mtls": "mtls", "dpop_shared_cache": "dpop", "dpop_nonce_shared_cache": "dpop"}
+_LABEL = {
+    "keep": "today's mechanism",
+    "mtls": "mTLS",
+    "dpop_shared_cache": "DPoP",
+    "dpop_nonce_shared_cache": "DPoP + nonces",
 }
 
-RECOMMEND_REASONS: dict[int, str] = {
-    1: (
-        "workload client with TLS end to end to the resource server: mTLS fits "
-        "(RFC 8705 App. B, RFC 9700 §2.6)"
+#: Words of a scope or service id that make a flow "financial-style" (FAPI-grade).
+FAPI_WORDS: tuple[str, ...] = (
+    "payment", "payments", "pay", "ledger", "billing", "invoice", "bank", "banking",
+    "transfer", "finance", "financial", "account", "accounts", "card", "wallet",
+)  # fmt: skip
+
+#: Compliance flags: id -> (rule, source). They hold regardless of the model's ranking.
+POLICY_FLAGS: dict[str, tuple[str, str]] = {
+    "fapi2_sender_constraining_required": (
+        "FAPI-grade flow (resource-server sensitivity 5, or a financial-style scope or service: "
+        "FAPI_WORDS) without an enforced sender-constrained access token today",
+        "FAPI 2.0 Security Profile (OpenID Foundation, Final, 2025-02): authorization servers "
+        "shall only issue sender-constrained access tokens, using mTLS (RFC 8705) or DPoP "
+        "(RFC 9449)",
     ),
-    2: (
-        "the certificate reaches the resource server through a forwarding hop: "
-        "keep header sanitisation verified (RFC 9440 §4)"
+    "rfc9700_public_refresh_token_unprotected": (
+        "a public client's refresh token is neither rotated nor sender-constrained (enforced "
+        "DPoP or mTLS binding at an authorization server that binds refresh tokens)",
+        "RFC 9700 §2.2.2: refresh tokens for public clients MUST be sender-constrained or use "
+        "refresh token rotation",
     ),
-    4: (
-        "browser client: DPoP with a non-extractable WebCrypto key, though XSS can "
-        "still mint proofs or start a new flow (RFC 9449 §11.4)"
-    ),
-    8: "mobile or native client: DPoP with a key in the platform keystore (RFC 9449 §1)",
-    16: (
-        "a hop terminates TLS: DPoP passes intermediaries where mTLS would need"
-        " certificate forwarding (RFC 8705 §6.5)"
-    ),
-    32: "public client: server nonces stop proofs pre-generated for future use (RFC 9449 §11.2)",
-    64: (
-        "long-lived access token: without nonces a pre-generated proof lives as"
-        " long as the token (RFC 9449 §11.2)"
-    ),
-    128: (
-        "the resource server runs several instances without a shared jti cache:"
-        " nonces bound proof replay (RFC 9449 §11.1)"
-    ),
-    256: (
-        "the resource server must be upgraded first, until then a bound token "
-        "is accepted as bearer (RFC 9449 §7.2)"
-    ),
-    512: "no binding mechanism is deployable on this flow: bearer is accepted as residual risk",
-    1024: "already uses this mechanism",
-    2048: (
-        "the client is a workload but TLS is terminated on the path: DPoP "
-        "avoids certificate forwarding"
-    ),
-    4096: (
-        "binding is deployable but unlikely to succeed or removes too little of"
-        " this flow's exposure (A21/A22): bearer is accepted as residual risk"
-    ),
-    8192: (
-        "a hop terminates TLS without forwarding the certificate, so the RS "
-        "cannot check the binding: reconfigure it to sanitised forwarding (RFC "
-        "8705 §6.5, RFC 9440)"
-    ),
-    16384: (
-        "DPoP binds the token to a key the client holds: a copied token alone no longer "
-        "replays, and a captured proof only for one method and URL (RFC 9449)"
+    "rfc9449_long_lived_without_nonce": (
+        "a DPoP flow whose access token outlives A20 while its resource server does not "
+        "require server nonces",
+        "RFC 9449 §11.2: SHOULD NOT issue long-lived DPoP constrained access tokens without "
+        "server-provided nonces (A20 is the policy threshold for 'long-lived')",
     ),
 }
 
-CONTROLS: dict[int, str] = {
-    1: "shorten the access-token lifetime (RFC 9700 §2.3)",
-    2: "restrict the audience to one resource server (RFC 9700 §2.3, RFC 8707)",
-    4: "introspect or use continuous access evaluation so revocation bites (RFC 7662)",
-    8: "rotate refresh tokens with reuse detection (RFC 9700 §4.14.2)",
-    16: "keep tokens out of logs, HAR files and crash dumps",
-    32: "exchange instead of forwarding tokens downstream (RFC 8693)",
-    64: "restrict token use by network location (IP allow-lists)",
-    128: "review this accepted risk at the next access review and alert on token reuse anomalies",
+#: OWASP Top 10 Non-Human Identities Risks (2025), verified against the project's list.
+OWASP_NHI_SOURCE = (
+    "OWASP Top 10 Non-Human Identities Risks - 2025, "
+    "https://owasp.org/www-project-non-human-identities-top-10/2025/top-10-2025 "
+    "(OWASP/www-project-non-human-identities-top-10, 2025/docs/top-10-2025.md)"
+)
+OWASP_NHI_TOP10: dict[int, str] = {
+    1: "Improper Offboarding",
+    2: "Secret Leakage",
+    3: "Vulnerable Third-Party NHI",
+    4: "Insecure Authentication",
+    5: "Overprivileged NHI",
+    6: "Insecure Cloud Deployment Configurations",
+    7: "Long-Lived Secrets",
+    8: "Environment Isolation",
+    9: "NHI Reuse",
+    10: "Human Use of NHI",
+}
+#: Finding (on a non-human identity: a workload or a client_credentials grant) -> NHI item.
+OWASP_NHI_FINDINGS: dict[str, tuple[int, str]] = {
+    "token_in_storage_channel": (2, "a token or key can leak through a stored channel"),
+    "third_party_holds_credentials": (3, "a partner integrator stores the credentials"),
+    "bearer_or_secret_authentication": (
+        4,
+        "the client authenticates with a shared secret or presents an unbound bearer token",
+    ),
+    "admin_or_unrestricted_token": (
+        5,
+        "administrative scopes, or a token every service of the issuer accepts",
+    ),
+    "long_lived_credential": (
+        7,
+        "access token over A20, a static refresh token or a manually managed certificate",
+    ),
+    "client_across_environments": (8, "the same client_id is used in several environments"),
+    "client_across_kinds": (9, "the same client_id is used by several kinds of client"),
+    "human_uses_workload_grant": (10, "a human-operated client uses a client_credentials grant"),
 }
 
 
-def _texts(bits: np.ndarray, table: dict[int, str]) -> pd.Categorical:
-    codes, uniq = pd.factorize(np.asarray(bits, dtype=np.int64))
-    texts = ["; ".join(s for b, s in table.items() if int(u) & b) for u in uniq]
-    cats = pd.Index(texts, dtype=object).unique()
-    remap = np.asarray(cats.get_indexer(texts), dtype=np.int64)
-    return pd.Categorical.from_codes(remap[np.asarray(codes)], categories=cats)
+# --------------------------------------------------------------------------- frames
+
+
+_TERMINATE = re.compile(r":terminate(?=>|$)")
+
+
+def _capability_frames(
+    flows: pd.DataFrame, services: pd.DataFrame, ases: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Every RS verifies mTLS and DPoP, every AS issues both (and binds refresh tokens), every
+    terminating hop forwards the certificate (RFC 9440) and certificates are managed. Only the
+    candidates' own family reads each change, so one frame set scores all three."""
+    f = flows.copy()
+    codes, uniq = str_codes(flows["path"])
+    fixed = np.array(
+        [_TERMINATE.sub(":terminate_forward_cert", str(u)) for u in uniq], dtype=object
+    )
+    f["path"] = fixed[codes] if len(uniq) else np.array([], dtype=object)
+    cm = f["cert_management"]
+    none = is_in(cm, "none")
+    if none.any():
+        if isinstance(cm.dtype, pd.CategoricalDtype) and "automated_pki" not in cm.cat.categories:
+            f["cert_management"] = cm.cat.add_categories(["automated_pki"])
+        f.loc[none, "cert_management"] = "automated_pki"
+    s = services.copy()
+    s["supports_mtls"] = True
+    s["supports_dpop"] = True
+    a = ases.copy()
+    for col in ("issues_dpop", "issues_mtls", "binds_refresh_tokens"):
+        a[col] = True
+    return f, s, a
+
+
+def _usable(ctx: FlowContext, mechs: Sequence[str]) -> dict[str, FloatArray]:
+    """Token-theft exposure, metric usable, view today, of each mechanism and of "current"."""
+    return exposure_arrays(ctx, mechs, view="today", group="token_theft", metric="usable")
+
+
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    flows: pd.DataFrame
+    services: pd.DataFrame
+    ases: pd.DataFrame
+    cf: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
+    bound: npt.NDArray[np.int64]
+
+
+def _inputs(flows: pd.DataFrame, services: pd.DataFrame, ases: pd.DataFrame) -> _Inputs:
+    bound = np.flatnonzero(~is_in(flows["binding"], "bearer"))
+    return _Inputs(flows, services, ases, _capability_frames(flows, services, ases), bound)
+
+
+def _exposures(inp: _Inputs, p: ModelParameters) -> FloatArray:
+    """``(n, 4)`` token-theft exposure of each candidate (``CANDIDATES`` order)."""
+    f, s, a = inp.cf
+    ctx = FlowContext.build(f, s, p, authorization_servers=a)
+    out = np.empty((ctx.n, len(CANDIDATES)))
+    # keep = bearer for flows that are bearer today (bearer cells read none of the changes)
+    arrays = _usable(ctx, ["bearer", *CANDIDATES[1:]])
+    out[:, 0] = arrays["bearer"]
+    for j, m in enumerate(CANDIDATES[1:], start=1):
+        out[:, j] = arrays[m]
+    if len(inp.bound):
+        sub = inp.flows.iloc[inp.bound]
+        cb = FlowContext.build(sub, inp.services, p, authorization_servers=inp.ases)
+        out[inp.bound, 0] = _usable(cb, [])["current"]
+    return out
+
+
+def candidate_exposures(
+    flows: pd.DataFrame,
+    services: pd.DataFrame,
+    params: ModelParameters | None = None,
+    *,
+    authorization_servers: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Token-theft exposure (usable) of each candidate per flow: ``exposure_keep`` (today),
+    ``exposure_mtls``, ``exposure_dpop_shared_cache``, ``exposure_dpop_nonce_shared_cache``
+    (after the RS, AS, hop and certificate changes the candidate needs)."""
+    p = params or ModelParameters.from_reference()
+    ases = resolve_authorization_servers(flows, authorization_servers)
+    e = _exposures(_inputs(flows, services, ases), p)
+    data: dict[str, Any] = {"flow_id": np.asarray(as_str(flows["flow_id"]))}
+    for j, c in enumerate(CANDIDATES):
+        data[f"exposure_{c}"] = e[:, j]
+    return pd.DataFrame(data, index=flows.index)
+
+
+# --------------------------------------------------------------------------- costs
+
+
+@dataclass(frozen=True, slots=True)
+class _CostModel:
+    """Per candidate: engineer-day coefficients by parameter and CPU parameters."""
+
+    days: tuple[dict[str, FloatArray], ...]
+    cpu: tuple[tuple[str, ...], ...]
+    rpd: FloatArray
+    new: tuple[BoolArray, ...]
+
+    def cost(self, p: ModelParameters) -> FloatArray:
+        n = len(self.rpd)
+        out = np.zeros((n, len(self.days)))
+        for j, (coef, cpu, new) in enumerate(zip(self.days, self.cpu, self.new, strict=True)):
+            d = np.zeros(n)
+            for name, c in coef.items():
+                d += c * float(getattr(p, name))
+            sec = sum(float(getattr(p, x)) for x in cpu)
+            per_req = np.where(new, sec * self.rpd * p.horizon_days * p.cpu_usd_per_core_hour, 0.0)
+            out[:, j] = d * p.engineer_day_usd + per_req / 3600.0
+        return out
+
+
+def _share(codes: npt.NDArray[np.int64]) -> FloatArray:
+    return np.bincount(codes)[codes].astype(float) if len(codes) else np.zeros(0)
+
+
+def _as_codes(flows: pd.DataFrame) -> npt.NDArray[np.int64]:
+    if "authorization_server" not in flows.columns:
+        return np.zeros(len(flows), dtype=np.int64)
+    codes, uniq = str_codes(flows["authorization_server"])
+    named = np.array([str(u).strip() or DEFAULT_AS for u in uniq], dtype=object)
+    _, inv = np.unique(named.astype(str), return_inverse=True)
+    return np.asarray(inv, dtype=np.int64).reshape(-1)[codes]
+
+
+_DPOP_CPU = ("dpop_sign_cost_s", "dpop_verify_cost_s")
+
+
+def _cost_model(flows: pd.DataFrame, services: pd.DataFrame, dep: pd.DataFrame) -> _CostModel:
+    n = len(flows)
+    per_client = _share(str_codes(flows["client_id"])[0])
+    per_rs = _share(str_codes(flows["resource_server"])[0])
+    per_as = _share(_as_codes(flows))
+    pos, svc = service_lookup(flows, services)
+    shared = np.asarray(as_str(svc["jti_cache"]))[pos] == "shared"
+    nonce = svc["requires_nonce"].to_numpy(dtype=bool)[pos]
+    cm_none = is_in(flows["cert_management"], "none")
+
+    def d(fam: str, name: str) -> FloatArray:
+        sub = dep[(dep["mechanism"] == fam).to_numpy()]
+        return np.asarray(sub[name].to_numpy(dtype=float))
+
+    def add(coef: dict[str, FloatArray], name: str, value: FloatArray) -> None:
+        coef[name] = coef.get(name, np.zeros(n)) + value
+
+    zero: dict[str, FloatArray] = {}
+    m_new = d("mtls", "client_change") > 0
+    mtls: dict[str, FloatArray] = {}
+    add(mtls, "cost_client_change_days", d("mtls", "client_change") / per_client)
+    add(mtls, "cost_client_change_days", (cm_none & m_new) / per_client)  # cert automation
+    add(mtls, "cost_rs_change_days", d("mtls", "rs_change") / per_rs)
+    add(mtls, "cost_hop_change_days", d("mtls", "hop_changes") / per_rs)
+    add(mtls, AS_CHANGE_PARAM, d("mtls", "as_change") / per_as)
+    d_new = d("dpop", "client_change") > 0
+    dpop: dict[str, FloatArray] = {}
+    add(dpop, "cost_client_change_days", d("dpop", "client_change") / per_client)
+    add(dpop, "cost_rs_change_days", d("dpop", "rs_change") / per_rs)
+    add(dpop, AS_CHANGE_PARAM, d("dpop", "as_change") / per_as)
+    add(dpop, "cost_nonce_days", (~shared) / per_rs)  # shared jti store
+    dpop_n = dict(dpop)
+    add(dpop_n, "cost_nonce_days", (~nonce) / per_rs)  # server nonces
+    return _CostModel(
+        days=(zero, mtls, dpop, dpop_n),
+        cpu=((), ("mtls_request_cost_s",), _DPOP_CPU, _DPOP_CPU),
+        rpd=flows["requests_per_day"].to_numpy(dtype=float),
+        new=(np.zeros(n, dtype=bool), m_new, d_new, d_new),
+    )
+
+
+# --------------------------------------------------------------------------- choice
+
+
+def _choose(
+    e: FloatArray,
+    cost: FloatArray,
+    p_dep: FloatArray,
+    lifetime: FloatArray,
+    p: ModelParameters,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], BoolArray]:
+    """(model choice, final choice after the policy rule, policy rule applied) per flow."""
+    keep = e[:, 0]
+    safe = np.where(keep > 0, keep, 1.0)
+    rel = np.where(keep[:, None] > 0, (keep[:, None] - e) / safe[:, None], 0.0)
+    ok = p_dep >= p.min_p_deploy
+    ok[:, 0] = True
+    eligible = ok & (rel >= p.min_relative_reduction)
+    eligible[:, 0] = True
+    masked = np.where(eligible, e, np.inf)
+    best = masked.min(axis=1)
+    near = eligible & (e <= (best + p.min_relative_reduction * keep)[:, None] + 1e-12)
+    score = np.where(near, cost, np.inf)
+    tied = near & (score <= score.min(axis=1)[:, None] + 1e-9)
+    # cheapest among the near-best; ties by lower exposure, then CANDIDATES order
+    choice = np.asarray(np.argmin(np.where(tied, e, np.inf), axis=1), dtype=np.int64)
+    policy = (choice == 2) & (lifetime > p.nonce_lifetime_threshold_s) & eligible[:, 3]
+    final = np.where(policy, 3, choice).astype(np.int64)
+    return choice, final, np.asarray(policy)
+
+
+# --------------------------------------------------------------------------- flags
+
+
+def _fapi_grade(flows: pd.DataFrame, sensitivity: FloatArray) -> BoolArray:
+    words = set(FAPI_WORDS)
+
+    def financial(text: str) -> bool:
+        toks = re.split(r"[\s:./_\-]+", text.lower())
+        return any(t in words for t in toks)
+
+    out = sensitivity >= 5
+    for col in ("scopes", "resource_server"):
+        if col in flows.columns:
+            codes, uniq = str_codes(flows[col])
+            hit = np.array([financial(str(u)) for u in uniq], dtype=bool)
+            out = out | (hit[codes] if len(uniq) else np.zeros(0, dtype=bool))
+    return np.asarray(out)
+
+
+def _policy_flags(
+    flows: pd.DataFrame, services: pd.DataFrame, ases: pd.DataFrame, p: ModelParameters
+) -> pd.Categorical:
+    n = len(flows)
+    pos, svc = service_lookup(flows, services)
+    sens = svc["sensitivity"].to_numpy(dtype=float)[pos]
+    binding = as_str(flows["binding"])
+    enforced = flows["binding_enforced"].to_numpy(dtype=bool)
+    rs_ok = np.where(
+        binding == "dpop",
+        svc["supports_dpop"].to_numpy(dtype=bool)[pos],
+        np.where(binding == "mtls", svc["supports_mtls"].to_numpy(dtype=bool)[pos], False),
+    )
+    constrained = (binding != "bearer") & enforced & rs_ok
+    life = flows["access_token_lifetime_s"].to_numpy(dtype=float)
+    public = is_in(flows["client_type"], "public")
+    static = is_in(flows["refresh_token"], "static")
+    as_ids = pd.Index(np.asarray(ases["as_id"].astype(str), dtype=object))
+    codes, uniq = str_codes(
+        flows["authorization_server"]
+        if "authorization_server" in flows.columns
+        else pd.Series([DEFAULT_AS] * n)
+    )
+    rows = as_ids.get_indexer(np.array([str(u).strip() or DEFAULT_AS for u in uniq], dtype=object))
+    binds = (
+        ases["binds_refresh_tokens"].to_numpy(dtype=bool)
+        if "binds_refresh_tokens" in ases
+        else np.zeros(len(ases), dtype=bool)
+    )
+    as_binds = (
+        np.where(rows >= 0, binds[np.clip(rows, 0, None)], False)[codes]
+        if len(uniq)
+        else np.zeros(0, dtype=bool)
+    )
+    nonce = svc["requires_nonce"].to_numpy(dtype=bool)[pos]
+    flags: list[tuple[str, BoolArray]] = [
+        ("fapi2_sender_constraining_required", _fapi_grade(flows, sens) & ~constrained),
+        ("rfc9700_public_refresh_token_unprotected", public & static & ~(constrained & as_binds)),
+        (
+            "rfc9449_long_lived_without_nonce",
+            (binding == "dpop") & (life > p.nonce_lifetime_threshold_s) & ~nonce,
+        ),
+    ]
+    # OWASP NHI findings apply to non-human identities
+    nhi = is_in(flows["actor"], "workload") | is_in(flows["grant_type"], "client_credentials")
+    ccodes, cuniq = str_codes(flows["exposure_channels"])
+    stored_u = np.array(
+        [bool(set(str(c).split(";")) - {"", "proxy_logs"}) for c in cuniq], dtype=bool
+    )
+    stored = stored_u[ccodes] if len(cuniq) else np.zeros(0, dtype=bool)
+    secret = is_in(flows["client_type"], "confidential") & is_in(flows["cert_management"], "none")
+    secret &= is_in(flows["binding"], "bearer")
+    scodes, suniq = str_codes(flows["scopes"])
+    priv_u = np.array([privilege_class(str(u)) == "admin" for u in suniq], dtype=bool)
+    priv = priv_u[scodes] if len(suniq) else np.zeros(0, dtype=bool)
+    unrestricted = ~flows["audience_restricted"].to_numpy(dtype=bool)
+    long_lived = (life > p.nonce_lifetime_threshold_s) | static
+    long_lived |= is_in(flows["cert_management"], "manual")
+    client = as_str(flows["client_id"])
+    env = as_str(flows["environment"]) if "environment" in flows.columns else np.full(n, "prod")
+    per_env = pd.Series(env).groupby(pd.Series(client)).transform("nunique").to_numpy()
+    per_kind = (
+        pd.Series(as_str(flows["client_kind"])).groupby(pd.Series(client)).transform("nunique")
+    ).to_numpy()
+    findings = {
+        "token_in_storage_channel": stored,
+        "third_party_holds_credentials": is_in(flows["client_kind"], "partner_integrator"),
+        "bearer_or_secret_authentication": secret | (binding == "bearer"),
+        "admin_or_unrestricted_token": priv | unrestricted,
+        "long_lived_credential": long_lived,
+        "client_across_environments": per_env > 1,
+        "client_across_kinds": per_kind > 1,
+        "human_uses_workload_grant": is_in(flows["actor"], "human")
+        & is_in(flows["grant_type"], "client_credentials"),
+    }
+    for name, mask in findings.items():
+        item = OWASP_NHI_FINDINGS[name][0]
+        flags.append((f"owasp_nhi_{item}", nhi & mask))
+    bits = np.zeros(n, dtype=np.int64)
+    for j, (_, m) in enumerate(flags):
+        bits |= np.asarray(m, dtype=np.int64) << j
+    names = [f for f, _ in flags]
+    bcodes, buniq = pd.factorize(bits)
+    texts = [
+        ";".join(dict.fromkeys(nm for j, nm in enumerate(names) if int(u) >> j & 1)) for u in buniq
+    ]
+    cats = pd.Index(texts).unique()
+    return pd.Categorical.from_codes(np.asarray(cats.get_indexer(texts))[bcodes], categories=cats)
+
+
+# --------------------------------------------------------------------------- reasons
+
+
+def _strings(col: pd.Series) -> npt.NDArray[Any]:
+    """Object array of a (categorical) column's values as text, through its categories."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = np.asarray(col.cat.categories.astype(str), dtype=object)
+        codes = col.cat.codes.to_numpy()
+        return np.where(codes >= 0, cats[np.clip(codes, 0, None)], "")
+    return np.asarray(col.astype(str).to_numpy(), dtype=object)
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0%}"
+
+
+def _reasons(
+    *,
+    final: npt.NDArray[np.int64],
+    model_choice: npt.NDArray[np.int64],
+    e: FloatArray,
+    p_dep: FloatArray,
+    policy: BoolArray,
+    dep: pd.DataFrame,
+    flows: pd.DataFrame,
+    current: npt.NDArray[Any],
+    p: ModelParameters,
+) -> pd.Categorical:
+    keep = e[:, 0]
+    rel = np.where(
+        keep[:, None] > 0, (keep[:, None] - e) / np.where(keep > 0, keep, 1.0)[:, None], 0.0
+    )
+    eligible = (p_dep >= p.min_p_deploy) & (rel >= p.min_relative_reduction)
+
+    rows_of = {fam: (dep["mechanism"] == fam).to_numpy() for fam in ("mtls", "dpop")}
+
+    def col(fam: str, name: str) -> npt.NDArray[Any]:
+        return np.asarray(np.asarray(dep[name].to_numpy())[rows_of[fam]])
+
+    blocked = {fam: as_str(dep["blocked_by"])[rows_of[fam]] for fam in ("mtls", "dpop")}
+    as_change = {fam: col(fam, "as_change").astype(bool) for fam in ("mtls", "dpop")}
+    rs_change = {fam: col(fam, "rs_change").astype(bool) for fam in ("mtls", "dpop")}
+    hops = col("mtls", "hop_changes").astype(int)
+    as_id = (
+        as_str(flows["authorization_server"])
+        if "authorization_server" in flows.columns
+        else np.full(len(flows), DEFAULT_AS, dtype=object)
+    )
+    rs = as_str(flows["resource_server"])
+    life = flows["access_token_lifetime_s"].to_numpy(dtype=float)
+    # Speed: the text depends only on what it displays, which repeats across flows; build it
+    # once per distinct displayed input (1,000,000 flows: ~60 s per row -> a few seconds).
+    km_all = np.asarray(model_choice, dtype=np.int64)
+    best_all = np.where(eligible[:, 1:], rel[:, 1:], -np.inf).max(axis=1)
+    at_best = rel[np.arange(len(final)), km_all] + 1e-9 >= best_all
+    fam_k = np.where(km_all == 1, "mtls", "dpop")
+
+    def codes(values: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
+        return str_codes(np.asarray(values, dtype=object))[0]
+
+    key = pd.DataFrame(
+        {
+            "final": final,
+            "km": km_all,
+            "at_best": at_best,
+            "current": codes(current),
+            "policy": policy,
+            "life": np.where(policy, np.round(life), 0.0),  # shown only for the policy rule
+            "as_change": np.where(fam_k == "mtls", as_change["mtls"], as_change["dpop"]),
+            "rs_change": np.where(fam_k == "mtls", rs_change["mtls"], rs_change["dpop"]),
+            "hops": hops,
+            "as_id": codes(as_id),
+            "blocked_mtls": codes(blocked["mtls"]),
+            "blocked_dpop": codes(blocked["dpop"]),
+        }
+    )
+    key["rel_chosen"] = np.round(rel[np.arange(len(final)), km_all] * 100.0)
+    key["rel_final"] = np.round(rel[np.arange(len(final)), final] * 100.0)
+    for j in range(1, len(CANDIDATES)):
+        key[f"deployable{j}"] = p_dep[:, j] >= p.min_p_deploy
+    hashes = pd.util.hash_pandas_object(key, index=False).to_numpy()
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    texts = np.empty(len(first), dtype=object)
+    for slot, i in enumerate(first):
+        texts[slot] = _reason_for(
+            int(i),
+            final=final,
+            model_choice=model_choice,
+            rel=rel,
+            p_dep=p_dep,
+            at_best=at_best,
+            blocked=blocked,
+            as_change=as_change,
+            rs_change=rs_change,
+            hops=hops,
+            as_id=as_id,
+            rs=rs,
+            life=life,
+            policy=policy,
+            current=current,
+            p=p,
+        )
+    cats, remap = np.unique(texts.astype(str), return_inverse=True)
+    return pd.Categorical.from_codes(
+        np.asarray(remap).ravel()[np.asarray(inverse).ravel()], categories=cats
+    )
+
+
+def _reason_for(
+    i: int,
+    *,
+    final: npt.NDArray[np.int64],
+    model_choice: npt.NDArray[np.int64],
+    rel: FloatArray,
+    p_dep: FloatArray,
+    at_best: BoolArray,
+    blocked: dict[str, npt.NDArray[Any]],
+    as_change: dict[str, BoolArray],
+    rs_change: dict[str, BoolArray],
+    hops: npt.NDArray[Any],
+    as_id: npt.NDArray[Any],
+    rs: npt.NDArray[Any],
+    life: FloatArray,
+    policy: BoolArray,
+    current: npt.NDArray[Any],
+    p: ModelParameters,
+) -> str:
+    """The reasons of one flow, in words, from the model's outputs for it."""
+    parts: list[str] = []
+    cand = []
+    for j in range(1, len(CANDIDATES)):
+        c = CANDIDATES[j]
+        fam = _FAMILY[c]
+        if p_dep[i, j] < p.min_p_deploy:
+            why = f"{_LABEL[c]} not deployable (p_deploy below A22 {p.min_p_deploy:.2f}"
+            if blocked[fam][i]:
+                why += f"; blocked today by the {blocked[fam][i]}"
+            cand.append(why + ")")
+    if cand:
+        parts.append("; ".join(cand))
+    k = int(final[i])
+    if k == 0:
+        if current[i] == "bearer":
+            parts.append(
+                "no deployable candidate removes at least A21 "
+                f"({_pct(p.min_relative_reduction)}) of this flow's exposure: bearer is "
+                "accepted as residual risk with compensating controls"
+            )
+        else:
+            parts.append(
+                f"keeps {current[i]}: no deployable candidate removes at least A21 "
+                f"({_pct(p.min_relative_reduction)}) more"
+            )
+    else:
+        km = int(model_choice[i])
+        c = CANDIDATES[km]
+        fam = _FAMILY[c]
+        if at_best[i]:
+            why = "the lowest exposure among deployable candidates"
+        else:
+            why = f"within A21 ({_pct(p.min_relative_reduction)}) of the best and cheaper"
+        parts.append(f"model choice: {_LABEL[c]}, {why} ({_pct(rel[i, km])} removed)")
+        needs = []
+        if as_change[fam][i]:
+            what = (
+                "DPoP-bound tokens (RFC 9449 §5)"
+                if fam == "dpop"
+                else ("certificate-bound tokens (RFC 8705 §3)")
+            )
+            needs.append(f"authorization server {as_id[i]} must issue {what} (costed)")
+        if rs_change[fam][i]:
+            needs.append(f"resource server {rs[i]} must verify the binding (RFC 9449 §7.2)")
+        if fam == "mtls" and hops[i] > 0:
+            needs.append(f"{hops[i]} hop(s) must forward the client certificate (RFC 9440)")
+        if needs:
+            parts.append("requires: " + "; ".join(needs))
+        if policy[i]:
+            parts.append(
+                f"policy (RFC 9449 §11.2): access-token lifetime {life[i]:.0f} s > A20 "
+                f"{p.nonce_lifetime_threshold_s:.0f} s, so DPoP with server nonces "
+                f"({_pct(rel[i, k])} removed)"
+            )
+    return "model (token theft, usable share): " + "; ".join(parts)
+
+
+def _compensating(
+    flows: pd.DataFrame,
+    services: pd.DataFrame,
+    ases: pd.DataFrame,
+    residual: BoolArray,
+    p: ModelParameters,
+) -> pd.Categorical:
+    ids = ("short_lifetime", "rt_rotation", "audience_restriction", "token_exchange", "bff")
+    bits = np.zeros(len(flows), dtype=np.int64)
+    for j, cid in enumerate(ids):
+        c = control(cid)
+        bits |= np.asarray(c.applies(flows, services, ases, p), dtype=np.int64) << j
+    texts_by = [f"{control(c).label} ({control(c).source})" for c in ids]
+    review = "review this accepted risk at the next access review and alert on token reuse"
+    bits = np.where(residual, bits | (1 << len(ids)), 0)
+    codes, uniq = pd.factorize(bits)
+    texts = [
+        "; ".join(
+            [t for j, t in enumerate(texts_by) if int(u) >> j & 1]
+            + ([review] if int(u) >> len(ids) & 1 else [])
+        )
+        for u in uniq
+    ]
+    cats = pd.Index(texts).unique()
+    return pd.Categorical.from_codes(np.asarray(cats.get_indexer(texts))[codes], categories=cats)
+
+
+# --------------------------------------------------------------------------- main
 
 
 def recommend(
@@ -135,141 +684,124 @@ def recommend(
     services: pd.DataFrame,
     params: ModelParameters | None = None,
     *,
-    exposure: pd.DataFrame | None = None,
+    authorization_servers: pd.DataFrame | None = None,
     deploy: pd.DataFrame | None = None,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = 0,
+    parameter_draws: Sequence[ModelParameters] | None = None,
 ) -> pd.DataFrame:
-    """One recommendation per flow, with reasons and a priority order.
+    """One recommendation per flow, derived from the exposure model (module docstring).
 
     Columns: ``flow_id, client_id, client_kind, resource_server, client_path,
     current_mechanism, recommended`` (mtls/dpop/dpop_nonce/bearer), ``model_mechanism`` (the
-    replay-model variant), ``p_deploy, exposure_current, exposure_after, exposure_removed,
+    mechanism id scored), ``p_deploy, exposure_current, exposure_after, exposure_removed,
     cost_usd, value_per_usd, priority`` (1 = do first; bearer rows last), ``reasons``,
-    ``blockers`` (deployability reasons of the rejected mechanisms, bearer rows only) and
-    ``compensating_controls`` (bearer rows only).
+    ``blockers`` (deployability reasons of the rejected families, where the flow keeps its
+    mechanism), ``compensating_controls`` (bearer rows), ``robustness`` (share of ``draws``
+    joint parameter draws, or of ``parameter_draws``, in which the same ``model_mechanism`` is
+    chosen; NaN with ``draws=0``) and ``policy_flags`` (``;``-separated, :data:`POLICY_FLAGS`
+    and ``owasp_nhi_<n>``, :data:`OWASP_NHI_TOP10`); then ``removed_share_<candidate>`` for
+    mtls, dpop_shared_cache and dpop_nonce_shared_cache: the share of the flow's token-theft
+    exposure each candidate would remove (negative when worse than today).
     """
     p = params or ModelParameters.from_reference()
-    variants = ["mtls", "dpop_shared_cache", "dpop_nonce", "bearer"]
-    exp = exposure
-    if exp is None or not {f"theft_exposure_{v}" for v in variants} <= set(exp.columns):
-        exp = exposure_by_mechanism(flows, services, p, mechanisms=variants, theft_columns=True)
+    ases = resolve_authorization_servers(flows, authorization_servers)
+    n = len(flows)
     dep = (
         deploy
         if deploy is not None
-        else deployability(flows, services, p, mechanisms=["mtls", "dpop"])
+        else deployability(
+            flows, services, p, mechanisms=["mtls", "dpop"], authorization_servers=ases
+        )
     )
-    n = len(flows)
 
-    def col(mech: str, name: str) -> np.ndarray:
-        sub = rows_where(dep, "mechanism", mech)
-        return np.asarray(sub[name].to_numpy())
+    def dcol(fam: str, name: str) -> FloatArray:
+        sub = dep[(dep["mechanism"] == fam).to_numpy()]
+        return np.asarray(sub[name].to_numpy(dtype=float))
 
-    pos, svc = service_lookup(flows, services)
-    feats = features(flows)
-    kind = as_str(flows["client_kind"])
-    workload = as_str(flows["actor"]) == "workload"
-    public = as_str(flows["client_type"]) == "public"
-    n_tnf = feats["n_terminate_no_forward"].to_numpy()
-    n_fc = feats["n_forward_cert"].to_numpy()
-    all_pt = feats["all_passthrough"].to_numpy(dtype=bool)
-    L = flows["access_token_lifetime_s"].to_numpy(dtype=float)
-    multi = (svc["instances"].to_numpy()[pos] > 1) & (as_str(svc["jti_cache"])[pos] != "shared")
-    binding = as_str(flows["binding"])
-
-    cur_exp = exp["exposure_current"].to_numpy()
-    # The A21 threshold looks at the exposure a token binding can address (token theft), so a
-    # flow is not written off because a static client secret dominates its total.
-    tcur = exp["theft_exposure_current"].to_numpy()
-
-    def worth(mech: str, fam: str) -> np.ndarray:
-        # In use already: keep it. Otherwise it must be likely enough to deploy and remove enough.
-        ex = exp[f"theft_exposure_{mech}"].to_numpy()
-        rel = np.where(tcur > 0, (tcur - ex) / np.where(tcur > 0, tcur, 1.0), 0.0)
-        ok = col(fam, "deployable").astype(bool) & (col(fam, "p_deploy") >= p.min_p_deploy)
-        return np.asarray((binding == fam) | (ok & (rel >= p.min_relative_reduction)))
-
-    mtls_ok = worth("mtls", "mtls") & col("mtls", "deployable").astype(bool)
-    dpop_ok = (worth("dpop_shared_cache", "dpop") | worth("dpop_nonce", "dpop")) & col(
-        "dpop", "deployable"
-    ).astype(bool)
-    any_deployable = (col("mtls", "deployable") | col("dpop", "deployable")).astype(bool)
-    e2e = all_pt | ((n_tnf == 0) & (n_fc > 0))
-    use_mtls = workload & mtls_ok & e2e
-    nonce_need = public | (p.nonce_lifetime_threshold_s < L) | multi
-    use_nonce = ~use_mtls & dpop_ok & nonce_need
-    use_dpop = ~use_mtls & dpop_ok & ~nonce_need
-    rec = np.select([use_mtls, use_nonce, use_dpop], ["mtls", "dpop_nonce", "dpop"], "bearer")
-    # A flow that already carries a binding keeps it: never recommend retreating to bearer.
-    keep_mtls = (rec == "bearer") & (binding == "mtls")
-    keep_dpop = (rec == "bearer") & (binding == "dpop")
-    rec = np.where(keep_mtls, "mtls", rec)
-    rec = np.where(keep_dpop, np.where(nonce_need, "dpop_nonce", "dpop"), rec)
-    use_mtls = rec == "mtls"
-    use_nonce = rec == "dpop_nonce"
-    use_dpop = rec == "dpop"
-
-    bits = np.zeros(n, dtype=np.int64)
-    bits |= np.where(use_mtls & all_pt, 1, 0)
-    bits |= np.where(use_mtls & e2e & ~all_pt, 1 | 2, 0)
-    bits |= np.where(use_mtls & (n_tnf > 0), 8192, 0)
-    is_dpop = use_nonce | use_dpop
-    bits |= np.where(is_dpop, 16384, 0)
-    bits |= np.where(is_dpop & (kind == "browser_spa"), 4, 0)
-    bits |= np.where(is_dpop & (kind == "mobile_app"), 8, 0)
-    bits |= np.where(is_dpop & ~all_pt, 16, 0)
-    bits |= np.where(use_nonce & public, 32, 0)
-    bits |= np.where(use_nonce & (p.nonce_lifetime_threshold_s < L), 64, 0)
-    bits |= np.where(use_nonce & multi, 128, 0)
-    rs_change = np.where(use_mtls, col("mtls", "rs_change"), col("dpop", "rs_change")).astype(bool)
-    bits |= np.where((use_mtls | is_dpop) & rs_change, 256, 0)
-    bits |= np.where((rec == "bearer") & ~any_deployable, 512, 0)
-    bits |= np.where((rec == "bearer") & any_deployable, 4096, 0)
-    bits |= np.where(
-        ((rec == "mtls") & (binding == "mtls")) | (is_dpop & (binding == "dpop")), 1024, 0
+    p_dep = np.column_stack(
+        [np.ones(n), dcol("mtls", "p_deploy"), dcol("dpop", "p_deploy"), dcol("dpop", "p_deploy")]
     )
-    bits |= np.where(is_dpop & workload & ~e2e & mtls_ok, 2048, 0)
+    inp = _inputs(flows, services, ases)
+    cm = _cost_model(flows, services, dep)
+    life = flows["access_token_lifetime_s"].to_numpy(dtype=float)
+    e = _exposures(inp, p)
+    cost = cm.cost(p)
+    model_choice, final, policy = _choose(e, cost, p_dep, life, p)
 
-    rec_code = np.select([rec == r for r in RECOMMENDATIONS], list(range(len(RECOMMENDATIONS))), 3)
-    variants_all = [_VARIANT[r] for r in RECOMMENDATIONS]
-    after = np.zeros(n)
-    cost = np.zeros(n)
-    p_dep = np.ones(n)
-    for r in RECOMMENDATIONS:
-        sel = rec == r
-        if not sel.any():
-            continue
-        v = _VARIANT[r]
-        after[sel] = exp[f"exposure_{v}"].to_numpy()[sel]
-        if r != "bearer":
-            fam = "mtls" if r == "mtls" else "dpop"
-            c = deployment_cost(flows, services, p, mechanism=v, deploy=dep)["cost_usd"].to_numpy()
-            cost[sel] = c[sel]
-            p_dep[sel] = col(fam, "p_deploy")[sel]
-    current = cur_exp
-    after = np.where(rec == "bearer", current, after)
-    removed = np.clip(current - after, 0.0, None)
+    robustness = np.full(n, np.nan)
+    ps = (
+        list(parameter_draws)
+        if parameter_draws is not None
+        else (draw_parameters(p, n=draws, seed=seed) if draws > 0 else [])
+    )
+    if ps:
+        same = np.zeros(n)
+        for pd_ in ps:
+            ed = _exposures(inp, pd_)
+            _, fd, _ = _choose(ed, cm.cost(pd_), p_dep, life, pd_)
+            same += fd == final
+        robustness = same / len(ps)
+
+    ctx = FlowContext.build(flows, services, p, authorization_servers=ases)
+    current = np.asarray([m.id for m in MECHANISMS], dtype=object)[ctx.current_code]
+    rows = np.arange(n)
+    chosen_id = np.asarray(CANDIDATES, dtype=object)[final]
+    model_mech = np.where(final == 0, current, chosen_id)
+    nonce_now = np.array([m.nonce for m in MECHANISMS], dtype=bool)[ctx.current_code]
+    fam_now = as_str(flows["binding"])
+    rec = np.where(
+        final == 1,
+        "mtls",
+        np.where(
+            final == 2,
+            "dpop",
+            np.where(
+                final == 3,
+                "dpop_nonce",
+                np.where(
+                    fam_now == "mtls",
+                    "mtls",
+                    np.where(
+                        fam_now == "dpop", np.where(nonce_now, "dpop_nonce", "dpop"), "bearer"
+                    ),
+                ),
+            ),
+        ),
+    )
+    after = e[rows, final]
+    removed = e[:, 0] - after
+    cost_chosen = cost[rows, final]
+    p_chosen = p_dep[rows, final]
     value = np.where(
-        cost > 0,
-        p_dep * removed / np.where(cost > 0, cost, 1.0),
-        np.where(removed > 0, np.inf, 0.0),
+        cost_chosen > 0, p_chosen * removed / np.where(cost_chosen > 0, cost_chosen, 1.0), 0.0
     )
-    order_key = np.where(rec == "bearer", -1.0, value)
-    priority = pd.Series(order_key).rank(ascending=False, method="first").to_numpy(dtype=np.int64)
-
-    ctrl = np.zeros(n, dtype=np.int64)
-    is_b = rec == "bearer"
-    ctrl |= np.where(is_b & (p.nonce_lifetime_threshold_s < L), 1, 0)
-    ctrl |= np.where(is_b & ~flows["audience_restricted"].to_numpy(dtype=bool), 2, 0)
-    ctrl |= np.where(is_b & ~flows["rs_introspects"].to_numpy(dtype=bool), 4, 0)
-    ctrl |= np.where(is_b & (as_str(flows["refresh_token"]) == "static"), 8, 0)
-    ch = channel_matrix(flows)
-    leaky = ch["app_logs"] | ch["proxy_logs"] | ch["har_files"] | ch["crash_dumps"]
-    ctrl |= np.where(is_b & leaky, 16, 0)
-    ctrl |= np.where(is_b & flows["forwards_token"].to_numpy(dtype=bool), 32, 0)
-    ctrl |= np.where(is_b & (kind == "partner_integrator"), 64, 0)
-    ctrl |= np.where(is_b, 128, 0)
-    blockers = reason_text(
-        np.where(is_b, col("mtls", "reason_bits") | col("dpop", "reason_bits"), 0)
+    residual = rec == "bearer"
+    order = np.lexsort((-value, residual))
+    priority = np.empty(n, dtype=np.int64)
+    priority[order] = np.arange(1, n + 1)
+    reasons = _reasons(
+        final=final,
+        model_choice=model_choice,
+        e=e,
+        p_dep=p_dep,
+        policy=policy,
+        dep=dep,
+        flows=flows,
+        current=current,
+        p=p,
     )
+    blockers_src = {
+        fam: _strings(dep[(dep["mechanism"] == fam).to_numpy()]["reasons"])
+        for fam in ("mtls", "dpop")
+    }
+    kept = final == 0
+    pair = pd.DataFrame({"m": blockers_src["mtls"], "d": blockers_src["dpop"]})
+    pcodes = pair.groupby(["m", "d"], sort=False).ngroup().to_numpy()
+    firsts = pair.drop_duplicates().to_numpy()
+    ptexts = np.array([f"mtls: {m} | dpop: {d}" for m, d in firsts], dtype=object)
+    blockers = np.where(kept, ptexts[pcodes] if len(ptexts) else "", "")
+    feats = features(flows)
     out = pd.DataFrame(
         {
             "flow_id": flows["flow_id"].array,
@@ -277,42 +809,50 @@ def recommend(
             "client_kind": flows["client_kind"].array,
             "resource_server": flows["resource_server"].array,
             "client_path": feats["client_path"].array,
-            "current_mechanism": exp["current_mechanism"].array,
-            "recommended": pd.Categorical.from_codes(rec_code, categories=list(RECOMMENDATIONS)),
-            "model_mechanism": pd.Categorical.from_codes(rec_code, categories=variants_all),
-            "p_deploy": p_dep,
-            "exposure_current": current,
+            "current_mechanism": pd.Categorical(current, categories=[m.id for m in MECHANISMS]),
+            "recommended": pd.Categorical(rec, categories=list(RECOMMENDATIONS)),
+            "model_mechanism": pd.Categorical(model_mech, categories=[m.id for m in MECHANISMS]),
+            "p_deploy": p_chosen,
+            "exposure_current": e[:, 0],
             "exposure_after": after,
             "exposure_removed": removed,
-            "cost_usd": cost,
+            "cost_usd": cost_chosen,
             "value_per_usd": value,
             "priority": priority,
-            "reasons": _texts(bits, RECOMMEND_REASONS),
-            "blockers": blockers,
-            "compensating_controls": _texts(ctrl, CONTROLS),
-        }
+            "reasons": reasons,
+            "blockers": pd.Categorical(blockers),
+            "compensating_controls": _compensating(flows, services, ases, residual, p),
+            "robustness": robustness,
+            "policy_flags": _policy_flags(flows, services, ases, p),
+        },
+        index=flows.index,
     )
+    keep = np.where(e[:, 0] > 0, e[:, 0], 1.0)
+    for j, cand in enumerate(CANDIDATES[1:], start=1):
+        out[f"removed_share_{cand}"] = np.where(e[:, 0] > 0, (e[:, 0] - e[:, j]) / keep, 0.0)
+    out.attrs["model_choice"] = np.asarray(CANDIDATES, dtype=object)[model_choice]
     return out
 
 
 def recommendation_summary(rec: pd.DataFrame) -> pd.DataFrame:
-    """Counts and exposure removed per ``client_path x recommended`` (plus share of the total)."""
+    """Counts, exposure removed and median robustness per ``client_path x recommended``."""
     total = float(rec["exposure_current"].sum())
     g = rec.groupby(["client_path", "recommended"], observed=True).agg(
         n_flows=("flow_id", "size"),
         exposure_current=("exposure_current", "sum"),
         exposure_removed=("exposure_removed", "sum"),
         cost_usd=("cost_usd", "sum"),
+        median_robustness=("robustness", "median"),
     )
     g["share_of_total_removed"] = g["exposure_removed"] / total if total else 0.0
     return g.reset_index()
 
 
 def export_recommendations(rec: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write recommendations as CSV for an access review, sorted by priority, atomically."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """Write recommendations as CSV for an access review, sorted by priority, atomically.
+
+    Text cells that a spreadsheet would read as a formula are neutralised
+    (:func:`tokenlib.analysis._csv.write_csv`); numbers stay numbers.
+    """
     data = rec.sort_values("priority") if "priority" in rec.columns else rec
-    with atomic_path(target) as tmp:
-        data.to_csv(tmp, index=False, encoding="utf-8")
-    return target
+    return write_csv(data, path)
