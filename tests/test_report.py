@@ -188,7 +188,16 @@ def test_index_links_every_page_figure_and_csv(built: report.Report) -> None:
     assert "flow_id" in header
     index_text = (out / "index.html").read_text()
     assert "Headline numbers" in index_text, "the overview's headline numbers head the index"
-    assert "copied bearer token replayable" in index_text
+    assert "could enforce DPoP today" in index_text
+    for name in ("headline_numbers.csv", "flow_exposure.csv", "recommendations.csv"):
+        assert name in built.exports, name
+    head = (out / "exports" / "headline_numbers.csv").read_text().splitlines()[0]
+    assert head == "metric_id,finding,value,low,high,unit,baseline,basis"
+    rec_head = (out / "exports" / "recommendations.csv").read_text().splitlines()[0]
+    assert {"robustness", "policy_flags"} <= set(rec_head.split(","))
+    fe_head = (out / "exports" / "flow_exposure.csv").read_text().splitlines()[0].split(",")
+    contract = ("flow_id", "mechanism", "scenario", "expected_window_s", "max_replays", "p_usable")
+    assert set(contract) <= set(fe_head)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 12345
     assert manifest["quick"] is True

@@ -28,11 +28,22 @@ def test_unknown_name_raises_attribute_error() -> None:
         "inventory",
         "reference",
         "params",
-        "replay",
+        "models",
+        "models.mechanisms",
+        "models.context",
+        "models.support",
+        "models._math",
+        "models.components",
+        "models.time_to_use",
+        "models.exposure",
+        "models.simulation",
+        "uncertainty",
         "blast",
         "deploy",
+        "controls",
         "recommend",
         "sensitivity",
+        "headline",
         "plots",
         "report",
     ],
@@ -40,3 +51,11 @@ def test_unknown_name_raises_attribute_error() -> None:
 def test_every_model_module_is_documented(module: str) -> None:
     mod = importlib.import_module(f"tokenlib.analysis.{module}")
     assert inspect.getdoc(mod)
+
+
+def test_models_public_names_are_documented() -> None:
+    models = importlib.import_module("tokenlib.analysis.models")
+    for name in models.__all__:
+        value = getattr(models, name)
+        if inspect.isfunction(value) or inspect.isclass(value):
+            assert inspect.getdoc(value), f"models.{name} has no docstring"

@@ -53,6 +53,8 @@ NOTEBOOK_NAME_RE = re.compile(r"^\d{2}_[a-z0-9_]+\.ipynb$")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_NOTEBOOKS = PROJECT_ROOT / "notebooks"
 QUICK_N_SIM = 2_000
+#: joint uncertainty draws in a quick report (the full report uses each notebook's DRAWS)
+QUICK_DRAWS = 20
 HEADLINE_CSV = "headline_numbers.csv"
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 _WIDGET_NOTE = "[interactive control: open this notebook in JupyterLab to use it]"
@@ -173,6 +175,7 @@ def _parameters(tmp: Path, inventory: str, *, seed: int | None, quick: bool) -> 
         params["SEED"] = seed
     if quick:
         params["N_SIM"] = QUICK_N_SIM
+        params["DRAWS"] = QUICK_DRAWS
     return params
 
 
@@ -354,25 +357,41 @@ def _write_index(
 
 
 def _headline_table(path: Path) -> str:
-    """The overview notebook's headline numbers (``finding,value`` CSV) as an HTML table."""
+    """The overview notebook's ``headline_numbers.csv`` (``tokenlib.analysis.headline``) as an
+    HTML table: each finding, its value with the joint-uncertainty range, and its basis."""
     if not path.exists():
         return ""
     with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.reader(fh))[1:]
+        rows = list(csv.DictReader(fh))
     cells = "\n".join(
-        f"<tr><td>{html.escape(r[0])}</td><td>{html.escape(_number(r[1]))}</td></tr>"
+        "<tr><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+            html.escape(r.get("finding", "").lstrip("'")),
+            html.escape(_value_range(r)),
+            html.escape(r.get("basis", "")),
+        )
         for r in rows
-        if len(r) >= 2
     )
-    return f'<h2>Headline numbers</h2>\n<table class="headline">\n{cells}\n</table>'
+    return (
+        '<h2>Headline numbers</h2>\n<table class="headline">\n'
+        "<tr><th>Finding</th><th>Value (range over the assumptions)</th><th>Basis</th></tr>\n"
+        f"{cells}\n</table>"
+    )
 
 
-def _number(text: str) -> str:
+def _value_range(row: Mapping[str, str]) -> str:
+    unit = row.get("unit", "")
+    value, low, high = (_number(row.get(k, ""), unit) for k in ("value", "low", "high"))
+    return value if low == high == value else f"{value} ({low} to {high})"
+
+
+def _number(text: str, unit: str = "") -> str:
     try:
         value = float(text)
     except ValueError:
         return text
-    return f"{value:,.0f}" if value.is_integer() else f"{value:.3g}"
+    if unit == "share":
+        return f"{value:.1%}"
+    return f"{value:,.0f}" if value.is_integer() or abs(value) >= 100 else f"{value:.3g}"
 
 
 def _swap_in(tmp: Path, out_dir: Path) -> None:
