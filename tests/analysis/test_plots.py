@@ -138,7 +138,9 @@ def test_series_colours_come_from_okabe_ito(name: str) -> None:
 
 
 def test_mechanism_colours_are_okabe_ito_and_stable() -> None:
-    assert set(plots.MECHANISM_COLORS.values()) <= set(plots.OKABE_ITO)
+    # Eight Okabe-Ito colours for nine series: the one extra is a darker bluish green for
+    # "DPoP with nonces and a shared jti store", next to the shared-store green.
+    assert set(plots.MECHANISM_COLORS.values()) <= {*plots.OKABE_ITO, "#006D4F"}
     assert (
         plots.color_for("Bearer") == plots.color_for("bearer") == plots.MECHANISM_COLORS["bearer"]
     )
@@ -254,3 +256,121 @@ def test_save_figure_failure_leaves_no_partial_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="undefinedmacro"):
         plots.save_figure(fig, "broken", tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_colours_follow_the_mechanism_id_when_series_are_labelled() -> None:
+    from tokenlib.analysis import labels
+    from tokenlib.analysis.models import MECHANISMS
+
+    for m in MECHANISMS:
+        assert (
+            plots.color_for(m.label, 5) == plots.color_for(m.id, 0) == plots.MECHANISM_COLORS[m.id]
+        )
+        assert plots.color_for(f"{m.label} (every RS upgraded)") == plots.MECHANISM_COLORS[m.id]
+    assert len({plots.MECHANISM_COLORS[m.id] for m in MECHANISMS}) == len(MECHANISMS)
+    assert plots.color_for(labels.label("family", "dpop")) == plots.MECHANISM_COLORS["dpop"]
+
+
+def _tick_texts(fig: Figure) -> list[str]:
+    fig.canvas.draw()  # type: ignore[no-untyped-call]
+    return [t.get_text() for t in fig.axes[0].get_yticklabels() if t.get_text()]
+
+
+def test_percent_ticks_are_honest() -> None:
+    fig = plots.incremental_adoption_curve(
+        pd.DataFrame({"x": [0.0, 1.0, 2.0], "y": [0.0, 0.06, 0.125]}),
+        x_col="x",
+        y_col="y",
+        series_col=None,
+    )
+    ticks = fig.axes[0].get_yticks()
+    texts = _tick_texts(fig)
+    for value, text in zip(ticks, fig.axes[0].get_yticklabels(), strict=True):
+        if text.get_text():
+            shown = float(text.get_text().replace("\u2212", "-").rstrip("%")) / 100
+            assert abs(shown - value) < 1e-9, (value, text.get_text())
+    assert texts
+    assert fig.axes[0].get_legend() is None, "a single unnamed series needs no legend"
+
+
+def test_legend_lists_only_drawn_series_and_identical_series_collapse() -> None:
+    t = [1.0, 60.0, 3600.0]
+    frame = pd.DataFrame(
+        {
+            "t_s": t * 4,
+            "survival": [1.0, 0.5, 0.1] * 2 + [1.0, 0.9, 0.8] + [np.nan] * 3,
+            "mechanism": ["dpop_shared_cache"] * 3
+            + ["dpop_nonce_shared_cache"] * 3
+            + ["bearer"] * 3
+            + ["mtls"] * 3,
+        }
+    )
+    fig = plots.survival_curves(frame)
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(ax.lines) == len(legend) == 2
+    assert "dpop_shared_cache = dpop_nonce_shared_cache" in legend
+    assert not any("mtls" in x for x in legend), "a series with no values is not in the legend"
+    assert any("Identical curves" in t.get_text() for t in fig.texts)
+
+
+def test_identical_bars_collapse_with_a_note() -> None:
+    frame = pd.concat(
+        [
+            _replay_frame(),
+            _replay_frame().query("mechanism == 'dpop_no_cache'").assign(mechanism="x"),
+        ]
+    )
+    fig = plots.replay_windows_by_path(frame)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "dpop_no_cache = x" in legend
+    assert len(legend) == 3
+    assert any("Identical bars" in t.get_text() for t in fig.texts)
+
+
+def test_sweep_starts_at_zero() -> None:
+    fig = plots.sweep(
+        pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [1.1e6, 1.15e6, 1.2e6]}), x_col="x", y_col="y"
+    )
+    assert fig.axes[0].get_ylim()[0] == 0
+
+
+def test_timeline_markers_use_the_table_numbers() -> None:
+    events = pd.DataFrame(
+        {"date": ["2024-10-17", "2016-01-01"], "event": ["late", "early"], "row": [12, 3]}
+    )
+    fig = plots.adoption_timeline(_timeline(), events=events, event_number_col="row")
+    marks = {t.get_text() for t in fig.axes[0].texts}
+    assert {"3", "12"} <= marks
+    assert any("3. 2016-01-01: early" in t.get_text() for t in fig.texts)
+
+
+def test_lab_outcomes_separate_rejected_legitimate_from_accepted_attack() -> None:
+    results = pd.DataFrame(
+        {
+            "row": ["mTLS, legitimate", "mTLS, stolen token", "bearer, stolen token"],
+            "column": ["TLS terminated"] * 3,
+            "is_attack": [False, True, True],
+            "accepted": [False, False, True],
+            "text": ["401", "401", "accepted"],
+        }
+    )
+    fig = plots.lab_outcomes(results)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == [
+        "legitimate request rejected (outage)",
+        "attack rejected",
+        "attack accepted (binding broken)",
+    ]
+    colours = dict(plots.LAB_OUTCOMES)
+    assert (
+        colours["legitimate request rejected (outage)"]
+        != colours["attack accepted (binding broken)"]
+    )
+
+
+def test_small_numbers_never_use_scientific_notation() -> None:
+    for v in (1e-5, 1.5e-4, 0.003):
+        assert "e" not in plots.format_number(v)
+        assert "e" not in plots.format_duration(v)
+        assert "e-" not in plots.format_usd(v)

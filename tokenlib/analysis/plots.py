@@ -24,12 +24,19 @@ from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from matplotlib.ticker import (
+    FixedLocator,
+    FuncFormatter,
+    MaxNLocator,
+    NullLocator,
+    PercentFormatter,
+)
 from matplotlib.typing import RcKeyType
 
 from tokenlib._atomic import atomic_path
 
 __all__ = [
+    "LAB_OUTCOMES",
     "MECHANISM_COLORS",
     "OKABE_ITO",
     "adoption_timeline",
@@ -40,6 +47,7 @@ __all__ = [
     "format_number",
     "format_usd",
     "incremental_adoption_curve",
+    "lab_outcomes",
     "lateral_paths_ranked",
     "replay_window_distributions",
     "replay_window_survival",
@@ -72,6 +80,7 @@ MECHANISM_COLORS: dict[str, str] = {
     "dpop_per_instance": "#E69F00",
     "dpop_shared_cache": "#009E73",
     "dpop_nonce": "#56B4E9",
+    "dpop_nonce_shared_cache": "#006D4F",
     "token_binding": "#CC79A7",
     "current": "#000000",
     "before": "#D55E00",
@@ -118,9 +127,33 @@ def style() -> Iterator[None]:
         yield
 
 
+def _colour_key(name: str) -> str | None:
+    """The :data:`MECHANISM_COLORS` key of an id or a human label (``"Bearer token"``,
+    ``"DPoP with a shared jti store (every RS upgraded)"``, ``"Today's mechanisms"``)."""
+    from tokenlib.analysis import labels
+
+    text = " ".join(str(name).split())
+    candidates = [text, re.sub(r"\s*\([^()]*\)$", "", text)]
+    for c in candidates:
+        if c.lower() in MECHANISM_COLORS:
+            return c.lower()
+        for kind in ("mechanism", "family"):
+            try:
+                return labels.id_for(kind, c)
+            except ValueError:
+                pass
+        if c.lower().startswith("today"):
+            return "current"
+    return None
+
+
 def color_for(name: str, index: int = 0) -> str:
-    """Colour for a mechanism or series: the fixed mechanism colour, else Okabe-Ito by index."""
-    return MECHANISM_COLORS.get(str(name).lower(), OKABE_ITO[index % len(OKABE_ITO)])
+    """Colour for a mechanism or series: the fixed mechanism colour (by id, or by its label
+    mapped to the id through :mod:`tokenlib.analysis.labels`), else Okabe-Ito by index."""
+    key = _colour_key(name)
+    if key is not None and key in MECHANISM_COLORS:
+        return MECHANISM_COLORS[key]
+    return OKABE_ITO[index % len(OKABE_ITO)]
 
 
 def format_duration(seconds: float) -> str:
@@ -133,6 +166,10 @@ def format_duration(seconds: float) -> str:
     for unit, size in (("y", 365 * 86400.0), ("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
         if abs(s) >= size:
             return f"{s / size:.3g} {unit}"
+    if abs(s) < 1:
+        from tokenlib.analysis.labels import fmt_seconds
+
+        return fmt_seconds(s)
     return f"{s:.3g} s"
 
 
@@ -142,7 +179,9 @@ def format_number(value: float) -> str:
     for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(v) >= size:
             return f"{v / size:.3g}{unit}"
-    return f"{v:.3g}"
+    from tokenlib.analysis.labels import fmt_number
+
+    return fmt_number(v).replace("\u2212", "-")
 
 
 def _compact_axis(axis: Any) -> None:
@@ -155,6 +194,10 @@ def format_usd(value: float) -> str:
     for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(v) >= size:
             return f"${v / size:.3g}{unit}"
+    if v and abs(v) < 0.01:
+        from tokenlib.analysis.labels import fmt_number
+
+        return "$" + fmt_number(v).replace("\u2212", "-")
     return f"${v:.3g}" if v else "$0"
 
 
@@ -213,7 +256,33 @@ def _finish_survival(
 
 
 def _percent_axis(axis: Any) -> None:
-    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.0%}"))
+    """Shares (0..1) as percentages with honest ticks: round steps (1, 2, 5, 10...) so no tick
+    label is a rounded neighbour of its true value ("12%" for 12.5%); decimals when needed."""
+    axis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 5, 10]))
+    axis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.allclose(a, b, equal_nan=True, rtol=1e-9, atol=1e-12))
+
+
+def _collapse(
+    series: list[tuple[str, np.ndarray, np.ndarray]],
+) -> tuple[list[tuple[str, np.ndarray, np.ndarray, str]], list[str]]:
+    """Merge series that are identical (same x and y): one drawn line labelled with every
+    name. Returns ``(label, x, y, colour_name)`` per drawn series and the merged label groups."""
+    kept: list[tuple[list[str], np.ndarray, np.ndarray]] = []
+    for name, x, y in series:
+        if not np.isfinite(y).any():
+            continue  # nothing to draw: no legend entry either
+        for names, kx, ky in kept:
+            if _same(kx, x) and _same(ky, y):
+                names.append(name)
+                break
+        else:
+            kept.append(([name], x, y))
+    merged = [" = ".join(n) for n, _, _ in kept if len(n) > 1]
+    return [(" = ".join(n), x, y, n[0]) for n, x, y in kept], merged
 
 
 def _series(data: pd.DataFrame, series_col: str | None, label: str) -> Iterable[tuple[Any, Any]]:
@@ -278,6 +347,21 @@ def replay_windows_by_path(
     table = data.pivot_table(
         index=path_col, columns=mechanism_col, values=value_col, aggfunc="mean", observed=True
     )
+    table = table.loc[:, table.notna().any()]
+    groups: list[list[Any]] = []
+    for col in table.columns:
+        for g in groups:
+            if _same(table[g[0]].to_numpy(dtype=float), table[col].to_numpy(dtype=float)):
+                g.append(col)
+                break
+        else:
+            groups.append([col])
+    merged = [" = ".join(map(str, g)) for g in groups if len(g) > 1]
+    keys = {" = ".join(map(str, g)): str(g[0]) for g in groups}
+    table = table[[g[0] for g in groups]].set_axis(list(keys), axis=1)
+    if merged:
+        extra = "Identical bars drawn once: " + "; ".join(merged) + "."
+        note = f"{note}\n{extra}" if note else extra
     positive = table.to_numpy(dtype=float)
     positive = positive[np.isfinite(positive) & (positive > 0)]
     hi = float(positive.max()) if positive.size else 3600.0
@@ -293,7 +377,7 @@ def replay_windows_by_path(
         handles = []
         for i, mech in enumerate(table.columns):
             values = table[mech].to_numpy(dtype=float)
-            colour = color_for(str(mech), i)
+            colour = color_for(keys[str(mech)], i)
             zero = ~(values > 0)
             offsets = x + (i - (n_mech - 1) / 2) * width
             ax.bar(
@@ -316,7 +400,7 @@ def replay_windows_by_path(
         ax.set_xticks(x, [str(p) for p in table.index])
         _duration_axis(ax, "y", max(lo, 0.1), hi, log=log)
         ax.set_ylim(lo, hi * 8 if log else hi * 1.35)
-        ax.legend(handles=handles, title="mechanism", ncols=min(n_mech, 4), loc="upper right")
+        ax.legend(handles=handles, ncols=min(n_mech, 2), loc="upper right")
         label = ylabel or (
             "expected replay window (log scale)" if log else "expected replay window"
         )
@@ -371,17 +455,22 @@ def survival_curves(
     _require(data, [t_col, value_col, series_col], "survival_curves")
     t = data[t_col].to_numpy(dtype=float)
     lo, hi = max(float(t[t > 0].min()), 0.5), float(t.max())
+    raw = [
+        (
+            str(label),
+            g.sort_values(t_col)[t_col].to_numpy(dtype=float),
+            g.sort_values(t_col)[value_col].to_numpy(dtype=float),
+        )
+        for label, g in data.groupby(series_col, observed=True, sort=False)
+    ]
+    drawn, merged = _collapse(raw)
+    if merged:
+        extra = "Identical curves drawn once: " + "; ".join(merged) + "."
+        note = f"{note}\n{extra}" if note else extra
     with style():
         fig, ax = _figure()
-        for i, (label, g) in enumerate(data.groupby(series_col, observed=True, sort=False)):
-            g = g.sort_values(t_col)
-            ax.plot(
-                g[t_col],
-                g[value_col],
-                label=str(label),
-                color=color_for(str(label), i),
-                linewidth=2,
-            )
+        for i, (label, x, y, key) in enumerate(drawn):
+            ax.plot(x, y, label=label, color=color_for(key, i), linewidth=2)
         return _finish_survival(fig, ax, (lo, hi), title, xlabel, ylabel, note)
 
 
@@ -528,6 +617,7 @@ def adoption_timeline(
     events: pd.DataFrame | None = None,
     event_date_col: str = "date",
     event_label_col: str = "event",
+    event_number_col: str | None = None,
     threshold: float | None = None,
     title: str = "Token Binding vs DPoP: deployable share over time",
     ylabel: str = "deployable share",
@@ -536,7 +626,9 @@ def adoption_timeline(
     """Step lines of deployable share per mechanism over time, with dated events as markers.
 
     ``threshold`` draws a dashed "deployable" line (e.g. 0.5); ``events`` are annotated with
-    numbers on the time axis and listed under the plot, so long labels never overlap.
+    numbers on the time axis and listed under the plot, so long labels never overlap. The
+    numbers are ``event_number_col`` when given (e.g. the row numbers of a table shown next to
+    the figure), else 1, 2, ... in date order.
     """
     _require(data, [date_col, series_col, value_col], "adoption_timeline")
     frame = data.assign(**{date_col: pd.to_datetime(data[date_col], format="ISO8601")}).sort_values(
@@ -567,22 +659,30 @@ def adoption_timeline(
         lines: list[str] = []
         if events is not None and not events.empty:
             when_all = pd.to_datetime(events[event_date_col], format="ISO8601")
-            ev = events.assign(_when=when_all).sort_values("_when").reset_index(drop=True)
-            for n, (when, raw, label) in enumerate(
-                zip(ev["_when"], ev[event_date_col], ev[event_label_col], strict=True), start=1
+            ev = events.assign(_when=when_all).sort_values("_when", kind="stable")
+            ev = ev.reset_index(drop=True)
+            numbers = (
+                [str(v) for v in ev[event_number_col]]
+                if event_number_col
+                else [str(k) for k in range(1, len(ev) + 1)]
+            )
+            for k, (n, when, raw, label) in enumerate(
+                zip(numbers, ev["_when"], ev[event_date_col], ev[event_label_col], strict=True),
+                start=1,
             ):
                 ax.axvline(when, color="#BBBBBB", linewidth=0.8, zorder=0)
                 # Stagger the numbered markers so events close in time stay readable.
                 ax.annotate(
-                    str(n),
-                    (when, 0.95 - 0.08 * ((n - 1) % 4)),
+                    n,
+                    (when, 0.95 - 0.08 * ((k - 1) % 4)),
                     ha="center",
                     va="center",
                     fontsize=9,
                     xycoords=("data", "axes fraction"),
                     bbox={"boxstyle": "circle,pad=0.25", "fc": "white", "ec": "#777777"},
                 )
-                lines.append(f"{n}. {raw}: {label}")
+                when_text = raw.date().isoformat() if hasattr(raw, "date") else str(raw)
+                lines.append(f"{n}. {when_text}: {label}")
         ax.set_ylim(-0.02, 1.02)
         _percent_axis(ax.yaxis)
         ax.legend(loc="upper left")
@@ -613,6 +713,7 @@ def incremental_adoption_curve(
     with style():
         fig, ax = _figure()
         top = 0.0
+        n_series = 0
         for i, (label, g) in enumerate(_series(data, series_col, "exposure removed")):
             g = g.sort_values(x_col)
             ax.step(
@@ -624,13 +725,15 @@ def incremental_adoption_curve(
                 color=color_for(str(label), i),
             )
             top = max(top, float(g[y_col].max()))
+            n_series += 1
         ax.set_ylim(0.0, min(1.02, max(0.05, top * 1.15)))
         ax.set_xlim(left=0)
         _percent_axis(ax.yaxis)
         if x_formatter is not None:
             fmt = x_formatter
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt(v)))
-        ax.legend(loc="lower right")
+        if series_col and n_series > 1:
+            ax.legend(loc="lower right")
         return _finish(fig, ax, title, xlabel, ylabel, note)
 
 
@@ -679,28 +782,37 @@ def sweep(
     xlabel: str | None = None,
     ylabel: str | None = None,
     percent_y: bool = False,
+    zero: bool = True,
     note: str | None = None,
 ) -> Figure:
-    """Line plot of an outcome over one swept parameter, one line per series."""
+    """Line plot of an outcome over one swept parameter, one line per series.
+
+    ``zero``: the y axis starts at 0 when every value is non-negative (no 1.1M baseline that
+    exaggerates a small change). Identical series are drawn once, with every name in the legend.
+    """
     cols = [x_col, y_col] + ([series_col] if series_col else [])
     _require(data, cols, "sweep")
+    raw = [
+        (
+            str(label),
+            g.sort_values(x_col)[x_col].to_numpy(dtype=float),
+            g.sort_values(x_col)[y_col].to_numpy(dtype=float),
+        )
+        for label, g in _series(data, series_col, y_col)
+    ]
+    drawn, _merged = _collapse(raw)
     with style():
         fig, ax = _figure()
-        for i, (label, g) in enumerate(_series(data, series_col, y_col)):
-            g = g.sort_values(x_col)
-            ax.plot(
-                g[x_col],
-                g[y_col],
-                marker="o",
-                linewidth=2,
-                label=str(label),
-                color=color_for(str(label), i),
-            )
+        for i, (label, x, y, key) in enumerate(drawn):
+            ax.plot(x, y, marker="o", linewidth=2, label=label, color=color_for(key, i))
         _compact_axis(ax.yaxis)
         if percent_y:
             _percent_axis(ax.yaxis)
-        if series_col:
-            ax.legend(title=series_col.replace("_", " "))
+        values = data[y_col].to_numpy(dtype=float)
+        if zero and values.size and np.nanmin(values) >= 0:
+            ax.set_ylim(bottom=0, top=max(float(np.nanmax(values)) * 1.08, 1e-12))
+        if series_col and drawn:
+            ax.legend()
         return _finish(
             fig,
             ax,
@@ -709,3 +821,69 @@ def sweep(
             ylabel or y_col.replace("_", " "),
             note,
         )
+
+
+#: Outcome categories of a live-lab request and their colours: a rejected legitimate request
+#: (an outage) and an accepted attack (a broken binding) must never share a colour.
+LAB_OUTCOMES: tuple[tuple[str, str], ...] = (
+    ("legitimate request accepted", "#56B4E9"),
+    ("legitimate request rejected (outage)", "#E69F00"),
+    ("attack rejected", "#009E73"),
+    ("attack accepted (binding broken)", "#D55E00"),
+)
+
+
+def lab_outcomes(
+    results: pd.DataFrame,
+    *,
+    row_col: str = "row",
+    column_col: str = "column",
+    attack_col: str = "is_attack",
+    accepted_col: str = "accepted",
+    text_col: str | None = "text",
+    title: str = "Live lab: what the resource server accepted",
+    xlabel: str = "",
+    ylabel: str = "",
+    note: str | None = None,
+) -> Figure:
+    """Outcome matrix of live-lab requests: one cell per row x column, coloured by one of
+    :data:`LAB_OUTCOMES` (legitimate or attack x accepted or rejected) and labelled with
+    ``text_col``. The legend lists only the categories that occur."""
+    _require(results, [row_col, column_col, attack_col, accepted_col], "lab_outcomes")
+    rows = list(dict.fromkeys(map(str, results[row_col])))
+    cols = list(dict.fromkeys(map(str, results[column_col])))
+    grid = np.full((len(rows), len(cols)), np.nan)
+    from matplotlib.colors import ListedColormap
+
+    with style():
+        fig, ax = _figure(figsize=(11.5, 0.45 * len(rows) + 2.8))
+        for r in results.itertuples(index=False):
+            d = r._asdict()
+            cat = 2 * bool(d[attack_col]) + (
+                bool(d[accepted_col]) if d[attack_col] else not bool(d[accepted_col])
+            )
+            grid[rows.index(str(d[row_col])), cols.index(str(d[column_col]))] = cat
+            if text_col:
+                ax.text(
+                    cols.index(str(d[column_col])),
+                    rows.index(str(d[row_col])),
+                    str(d[text_col]),
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if cat in (2, 3) else "black",
+                    fontweight="bold" if cat in (1, 3) else "normal",
+                )
+        cmap = ListedColormap([c for _, c in LAB_OUTCOMES])
+        ax.imshow(grid, cmap=cmap, vmin=-0.5, vmax=3.5, aspect="auto")
+        ax.set_xticks(range(len(cols)), cols)
+        ax.set_yticks(range(len(rows)), rows)
+        ax.grid(False)
+        used = sorted({int(v) for v in grid[np.isfinite(grid)]})
+        ax.legend(
+            handles=[Patch(color=LAB_OUTCOMES[k][1], label=LAB_OUTCOMES[k][0]) for k in used],
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.12),
+            ncol=2,
+        )
+        return _finish(fig, ax, title, xlabel, ylabel, note)
