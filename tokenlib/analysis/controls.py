@@ -77,6 +77,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from tokenlib.analysis._diskcache import UNKEYABLE, cached
 from tokenlib.analysis._paths import as_str, features, is_in, service_lookup, str_codes
 from tokenlib.analysis.models import FlowContext, exposure_by_mechanism
 from tokenlib.analysis.models.exposure import Metric
@@ -1011,9 +1012,33 @@ def control_effects(
     ``credential_before, credential_removed`` (credential-store group), ``cost_usd, changes``
     (the units of work, naming e.g. an authorization-server change), ``removed_per_kusd``
     (``removed`` per thousand USD; NaN at zero cost). Flows where a control does not apply
-    have ``removed = reach_removed = credential_removed = cost_usd = 0``.
+    have ``removed = reach_removed = credential_removed = cost_usd = 0``. Cached on disk
+    when ``TOKENLIB_CACHE_DIR`` is set and every control is named by id
+    (:mod:`tokenlib.analysis._diskcache`).
     """
     p = params or ModelParameters.from_reference()
+    # controls by id; a Control object other than the registered one (its functions have no
+    # stable key) makes the call uncached
+    ids = [
+        c if isinstance(c, str) else c.id if _BY_ID.get(c.id) is c else UNKEYABLE
+        for c in (controls if controls is not None else ())
+    ]
+    return cached(
+        "control_effects",
+        lambda: _control_effects(flows, services, p, authorization_servers, view, controls, metric),
+        key_parts=(flows, services, p, authorization_servers, view, controls is None, ids, metric),
+    )
+
+
+def _control_effects(
+    flows: pd.DataFrame,
+    services: pd.DataFrame,
+    p: ModelParameters,
+    authorization_servers: pd.DataFrame | None,
+    view: View,
+    controls: Sequence[Control | str] | None,
+    metric: Metric,
+) -> pd.DataFrame:
     ases = resolve_authorization_servers(flows, authorization_servers)
     base: Frames = (flows, services, ases)
     ctx0 = FlowContext.build(flows, services, p, authorization_servers=ases)

@@ -33,6 +33,7 @@ import pandas as pd
 
 from tokenlib.analysis import deploy
 from tokenlib.analysis._csv import write_csv
+from tokenlib.analysis._diskcache import cached
 from tokenlib.analysis.models import VIEWS, mechanism
 from tokenlib.analysis.params import ModelParameters, parameter_label
 from tokenlib.analysis.sensitivity import (
@@ -149,9 +150,38 @@ def headline_numbers(
     ``draws`` joint draws of every assumption give the intervals (``seed`` makes them
     reproducible); the recommendations (costly) use the first ``slow_draws`` of them
     (default ``min(draws, SLOW_DRAWS)``). ``inventory_label`` names the inventory in the
-    sentences ("the bundled inventory"); empty: "this inventory".
+    sentences ("the bundled inventory"); empty: "this inventory". Cached on disk when
+    ``TOKENLIB_CACHE_DIR`` is set (:mod:`tokenlib.analysis._diskcache`).
     """
     p = params or ModelParameters.from_reference()
+    ases = authorization_servers
+    return cached(
+        "headline_numbers",
+        lambda: _headline_numbers(
+            flows,
+            services,
+            p,
+            authorization_servers=ases,
+            draws=draws,
+            seed=seed,
+            inventory_label=inventory_label,
+            slow_draws=slow_draws,
+        ),
+        key_parts=(flows, services, p, ases, draws, seed, inventory_label, slow_draws),
+    )
+
+
+def _headline_numbers(
+    flows: Frame,
+    services: Frame,
+    p: ModelParameters,
+    *,
+    authorization_servers: Frame | None,
+    draws: int,
+    seed: int,
+    inventory_label: str,
+    slow_draws: int | None,
+) -> pd.DataFrame:
     ases = authorization_servers
     ps = draw_parameters(p, n=draws, seed=seed)
     n_slow = min(draws, SLOW_DRAWS) if slow_draws is None else min(slow_draws, draws)

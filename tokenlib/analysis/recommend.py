@@ -49,6 +49,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from tokenlib.analysis._csv import write_csv
+from tokenlib.analysis._diskcache import cached
 from tokenlib.analysis._paths import as_str, features, is_in, service_lookup, str_codes
 from tokenlib.analysis.controls import AS_CHANGE_PARAM, control
 from tokenlib.analysis.deploy import deployability
@@ -702,9 +703,31 @@ def recommend(
     chosen; NaN with ``draws=0``) and ``policy_flags`` (``;``-separated, :data:`POLICY_FLAGS`
     and ``owasp_nhi_<n>``, :data:`OWASP_NHI_TOP10`); then ``removed_share_<candidate>`` for
     mtls, dpop_shared_cache and dpop_nonce_shared_cache: the share of the flow's token-theft
-    exposure each candidate would remove (negative when worse than today).
+    exposure each candidate would remove (negative when worse than today). With robustness
+    draws, cached on disk when ``TOKENLIB_CACHE_DIR`` is set
+    (:mod:`tokenlib.analysis._diskcache`); without them it is cheaper to recompute.
     """
     p = params or ModelParameters.from_reference()
+    pds = None if parameter_draws is None else list(parameter_draws)
+    if not pds and (pds is not None or draws <= 0):
+        return _recommend(flows, services, p, authorization_servers, deploy, draws, seed, pds)
+    return cached(
+        "recommend",
+        lambda: _recommend(flows, services, p, authorization_servers, deploy, draws, seed, pds),
+        key_parts=(flows, services, p, authorization_servers, deploy, draws, seed, pds),
+    )
+
+
+def _recommend(
+    flows: pd.DataFrame,
+    services: pd.DataFrame,
+    p: ModelParameters,
+    authorization_servers: pd.DataFrame | None,
+    deploy: pd.DataFrame | None,
+    draws: int,
+    seed: int,
+    parameter_draws: Sequence[ModelParameters] | None,
+) -> pd.DataFrame:
     ases = resolve_authorization_servers(flows, authorization_servers)
     n = len(flows)
     dep = (

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from tokenlib.analysis._diskcache import cached
 from tokenlib.analysis.models import (
     TOKEN_THEFT_SCENARIOS,
     VIEWS,
@@ -679,12 +680,30 @@ def conclusion_robustness(
     draws in which it holds; expensive checks use their first ``max_draws`` draws),
     ``finding`` (``share >= 0.95``: state it as a finding) and ``depends_on`` (the assumption
     whose drawn values best separate holding from failing draws; ``""`` when it always holds
-    or always fails).
+    or always fails). Cached on disk when ``TOKENLIB_CACHE_DIR`` is set
+    (:mod:`tokenlib.analysis._diskcache`).
     """
     p = params or ModelParameters.from_reference()
+    ids = None if conclusions is None else tuple(conclusions)
+    ases = authorization_servers
+    return cached(
+        "conclusion_robustness",
+        lambda: _conclusion_robustness(flows, services, p, ases, draws, seed, ids),
+        key_parts=(flows, services, p, ases, draws, seed, ids),
+    )
+
+
+def _conclusion_robustness(
+    flows: Frame,
+    services: Frame,
+    p: ModelParameters,
+    ases: Frame | None,
+    draws: int,
+    seed: int,
+    conclusions: Iterable[str] | None,
+) -> pd.DataFrame:
     ps = draw_parameters(p, n=draws, seed=seed)
     chosen = _conclusions(conclusions)
-    ases = authorization_servers
     results: dict[str, list[bool]] = {c.id: [] for c in chosen}
     with shared_contexts():
         at_defaults = {c.id: bool(c.check(flows, services, p, ases)) for c in chosen}
