@@ -813,6 +813,23 @@ def apply_rules(res: TableResult, rules: Iterable[Rule], file: str) -> None:
             res.invalid[rule.column] = res.invalid[rule.column] | mask
 
 
+def _foreign_key(
+    flows: TableResult, column: str, ids: pd.Series, file: str, expected: str, code: str
+) -> tuple[pd.Series, npt.NDArray[np.int64], BoolArray, BoolArray, _Ctx]:
+    """Resolve ``flows.<column>`` against ``ids`` (first occurrence wins) and report the
+    values that are not there: ``(values, row of each flow or -1, known, unknown, ctx)``."""
+    values = pd.Series(flows.frame[column], dtype=object)
+    index = pd.Index(ids.astype(object))
+    first = ~index.duplicated(keep="first")
+    pos = index[first].get_indexer(values)
+    pos = np.where(pos >= 0, np.flatnonzero(first)[np.maximum(pos, 0)], -1)
+    known = pos >= 0
+    unknown = ~known & ~flows.invalid[column]
+    ctx = _Ctx(S.FLOWS, file, flows.rows)
+    ctx.add_mask(unknown, column, np.asarray(values, dtype=object), expected, code)
+    return values, np.asarray(pos, dtype=np.int64), known, unknown, ctx
+
+
 def check_references(
     flows: TableResult,
     services: pd.DataFrame,
@@ -824,18 +841,11 @@ def check_references(
     """Foreign key flows.resource_server -> services.service_id; binding support; and (with a
     real services table) forwards_token only where the resource server has downstream calls."""
     f = flows.frame
-    rs = pd.Series(f["resource_server"], dtype=object)
-    ids = pd.Index(services["service_id"].astype(object))
-    first = ~ids.duplicated(keep="first")
-    pos = ids[first].get_indexer(rs)
-    pos = np.where(pos >= 0, np.flatnonzero(first)[np.maximum(pos, 0)], -1)
-    known = pos >= 0
-    unknown = ~known & ~flows.invalid["resource_server"]
-    ctx = _Ctx(S.FLOWS, file, flows.rows)
-    ctx.add_mask(
-        unknown,
+    rs, pos, known, unknown, ctx = _foreign_key(
+        flows,
         "resource_server",
-        np.asarray(rs, dtype=object),
+        services["service_id"],
+        file,
         f"a service_id listed in {services_file}",
         "unknown_service",
     )
@@ -881,18 +891,11 @@ def check_authorization_servers(
     where the server supports RFC 8693 (warning). ``servers_invalid`` marks server cells that
     did not parse: flows are not judged against them (the server row already has a problem)."""
     f = flows.frame
-    flow_as = pd.Series(f["authorization_server"], dtype=object)
-    ids = pd.Index(servers["as_id"].astype(object))
-    first = ~ids.duplicated(keep="first")
-    pos = ids[first].get_indexer(flow_as)
-    pos = np.where(pos >= 0, np.flatnonzero(first)[np.maximum(pos, 0)], -1)
-    known = pos >= 0
-    unknown = ~known & ~flows.invalid["authorization_server"]
-    ctx = _Ctx(S.FLOWS, file, flows.rows)
-    ctx.add_mask(
-        unknown,
+    flow_as, pos, known, unknown, ctx = _foreign_key(
+        flows,
         "authorization_server",
-        np.asarray(flow_as, dtype=object),
+        servers["as_id"],
+        file,
         f"an as_id listed in {servers_file}",
         "unknown_authorization_server",
     )
