@@ -458,18 +458,6 @@ def _client_union_value(g: _Graph, client_codes: IntArray, keys: IntArray) -> Fl
     return np.asarray(out)
 
 
-def _context(
-    flows: pd.DataFrame,
-    services: pd.DataFrame,
-    params: ModelParameters | None,
-    authorization_servers: pd.DataFrame | None,
-    context: FlowContext | None,
-) -> FlowContext:
-    if context is not None:
-        return context
-    return FlowContext.build(flows, services, params, authorization_servers=authorization_servers)
-
-
 def _mech_labels(mechanisms: Iterable[str | Mechanism]) -> list[str]:
     out: list[str] = []
     for m in mechanisms:
@@ -508,7 +496,9 @@ def blast_radius(
     :class:`FlowContext` built from the same flows, services and parameters.
     """
     view = _check_view(view)
-    ctx = _context(flows, services, params, authorization_servers, context)
+    ctx = FlowContext.resolve(
+        flows, services, params, authorization_servers=authorization_servers, context=context
+    )
     p = ctx.params
     g = _Graph(services, p, view, drop_edges)
     pos, _svc = service_lookup(flows, services)
@@ -633,7 +623,9 @@ def lateral_paths(
     ``score`` = weight x p_path x value; top ``limit`` rows by score.
     """
     view = _check_view(view)
-    ctx = _context(flows, services, params, authorization_servers, context)
+    ctx = FlowContext.resolve(
+        flows, services, params, authorization_servers=authorization_servers, context=context
+    )
     p = ctx.params
     label = "current" if isinstance(mechanism, str) and mechanism == "current" else None
     label = label or _mech_labels([mechanism])[0]
@@ -731,7 +723,9 @@ def blast_before_after(
     :func:`blast_radius` table (rows of other views or missing mechanisms are recomputed).
     """
     view = _check_view(view)
-    ctx = _context(flows, services, params, authorization_servers, context)
+    ctx = FlowContext.resolve(
+        flows, services, params, authorization_servers=authorization_servers, context=context
+    )
     labels = [m for m in _mech_labels(mechanisms) if m != "current"]
     have = blast if blast is not None else pd.DataFrame(columns=["mechanism", "view"])
 
@@ -807,7 +801,9 @@ def edge_impact(
     ``reduction_total``); sorted by ``reduction_total`` then ``path_score``, descending.
     """
     view = _check_view(view)
-    ctx = _context(flows, services, params, authorization_servers, context)
+    ctx = FlowContext.resolve(
+        flows, services, params, authorization_servers=authorization_servers, context=context
+    )
     label = "current" if isinstance(mechanism, str) and mechanism == "current" else None
     label = label or _mech_labels([mechanism])[0]
     lp = lateral_paths(flows, services, mechanism=label, view=view, limit=10_000_000, context=ctx)

@@ -201,11 +201,18 @@ class _Inputs:
     ases: pd.DataFrame
     cf: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
     bound: npt.NDArray[np.int64]
+    #: index into ``MECHANISMS`` of each flow's mechanism today (bearer flows: 0)
+    current_code: npt.NDArray[np.int64]
 
 
 def _inputs(flows: pd.DataFrame, services: pd.DataFrame, ases: pd.DataFrame) -> _Inputs:
     bound = np.flatnonzero(~is_in(flows["binding"], "bearer"))
-    return _Inputs(flows, services, ases, _capability_frames(flows, services, ases), bound)
+    current = np.zeros(len(flows), dtype=np.int64)
+    if len(bound):  # today's mechanism needs no parameters: read it off the bound flows only
+        sub = FlowContext.build(flows.iloc[bound], services, authorization_servers=ases)
+        current[bound] = sub.current_code
+    cf = _capability_frames(flows, services, ases)
+    return _Inputs(flows, services, ases, cf, bound, current)
 
 
 def _exposures(inp: _Inputs, p: ModelParameters) -> FloatArray:
@@ -766,12 +773,11 @@ def _recommend(
             same += fd == final
         robustness = same / len(ps)
 
-    ctx = FlowContext.build(flows, services, p, authorization_servers=ases)
-    current = np.asarray([m.id for m in MECHANISMS], dtype=object)[ctx.current_code]
+    current = np.asarray([m.id for m in MECHANISMS], dtype=object)[inp.current_code]
     rows = np.arange(n)
     chosen_id = np.asarray(CANDIDATES, dtype=object)[final]
     model_mech = np.where(final == 0, current, chosen_id)
-    nonce_now = np.array([m.nonce for m in MECHANISMS], dtype=bool)[ctx.current_code]
+    nonce_now = np.array([m.nonce for m in MECHANISMS], dtype=bool)[inp.current_code]
     fam_now = as_str(flows["binding"])
     rec = np.where(
         final == 1,

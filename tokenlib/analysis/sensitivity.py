@@ -40,6 +40,7 @@ from tokenlib.analysis.models import (
     View,
 )
 from tokenlib.analysis.models import Metric as ExposureMetric
+from tokenlib.analysis.models import usable_share as models_usable_share
 from tokenlib.analysis.models._math import ProofWindow, mixture_mean, mixture_p_positive
 from tokenlib.analysis.params import ModelParameters, parameter_specs
 from tokenlib.analysis.uncertainty import DEFAULT_DRAWS, draw_parameters, holds
@@ -125,15 +126,7 @@ DEFAULT_SENSITIVITY_PARAMS = (
 # --------------------------------------------------------------------------------------------
 
 
-class _Evaluator(Exposure):
-    """:class:`~tokenlib.analysis.models.Exposure` plus the flows' current-mechanism codes."""
-
-    def __init__(self, ctx: FlowContext) -> None:
-        super().__init__(ctx)
-        self.codes = [int(c) for c in np.unique(ctx.current_code)]
-
-
-_Cache = OrderedDict[tuple[Any, ...], tuple[tuple[Frame, ...], _Evaluator]]
+_Cache = OrderedDict[tuple[Any, ...], tuple[tuple[Frame, ...], Exposure]]
 _SCOPES: list[_Cache] = []
 _CACHE_SIZE = 4
 
@@ -154,7 +147,7 @@ def shared_contexts() -> Iterator[None]:
 
 def _evaluator(
     flows: Frame, services: Frame, params: ModelParameters | None, ases: Frame | None
-) -> _Evaluator:
+) -> Exposure:
     """The evaluator of these frames and parameters; shared inside :func:`shared_contexts`
     (a small identity-keyed cache that holds the frames, so their ids cannot be reused while
     cached)."""
@@ -166,7 +159,7 @@ def _evaluator(
         if hit is not None:
             cache.move_to_end(key)
             return hit[1]
-    ev = _Evaluator(FlowContext.build(flows, services, p, authorization_servers=ases))
+    ev = Exposure.of(FlowContext.build(flows, services, p, authorization_servers=ases))
     if cache is not None:
         cache[key] = ((flows, services) if ases is None else (flows, services, ases), ev)
         while len(cache) > _CACHE_SIZE:
@@ -174,7 +167,7 @@ def _evaluator(
     return ev
 
 
-def _mask(ev: _Evaluator, paths: Iterable[str] | None) -> npt.NDArray[np.bool_]:
+def _mask(ev: Exposure, paths: Iterable[str] | None) -> npt.NDArray[np.bool_]:
     if paths is None:
         return np.ones(ev.ctx.n, dtype=bool)
     return np.isin(np.asarray(ev.ctx.client_path, dtype=object), list(paths))
@@ -199,12 +192,10 @@ def usable_share(
     authorization_servers: Frame | None = None,
 ) -> float:
     """Share of stolen tokens (token-theft scenarios, weighted by likelihood A17) still usable
-    when the attacker uses them (``P(T < W)``); ``mechanism=None`` is today's inventory. Same
-    definition as :func:`tokenlib.analysis.models.usable_share`."""
+    when the attacker uses them (``P(T < W)``); ``mechanism=None`` is today's inventory:
+    :func:`tokenlib.analysis.models.usable_share` on this module's shared context."""
     ev = _evaluator(flows, services, params, authorization_servers)
-    num = ev.per_flow(mechanism or "current", view, "usable", weighted_by_value=False)
-    den = sum(float(ev.weight(s).sum()) for s in THEFT_SCENARIOS)
-    return _ratio(float(num.sum()), den)
+    return models_usable_share(flows, services, mechanism=mechanism, view=view, context=ev.ctx)
 
 
 def theft_removed(
@@ -514,7 +505,7 @@ class Conclusion:
 
 
 def _sum(
-    ev: _Evaluator,
+    ev: Exposure,
     mech: str,
     view: View,
     metric: ExposureMetric,

@@ -285,6 +285,22 @@ class FlowContext:
             support=support,
         )
 
+    @classmethod
+    def resolve(
+        cls,
+        flows: pd.DataFrame,
+        services: pd.DataFrame,
+        params: ModelParameters | None = None,
+        *,
+        authorization_servers: pd.DataFrame | None = None,
+        context: FlowContext | None = None,
+    ) -> FlowContext:
+        """``context`` when the caller already built one for these frames, else a new one
+        (the ``context=`` keyword every model function accepts)."""
+        if context is not None:
+            return context
+        return cls.build(flows, services, params, authorization_servers=authorization_servers)
+
     def take(self, index: npt.NDArray[np.int64]) -> FlowContext:
         """The context of the flows at ``index`` (every per-flow array indexed alike)."""
         changes: dict[str, Any] = {"n": len(index), "_memo": {}}

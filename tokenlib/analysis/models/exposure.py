@@ -81,18 +81,6 @@ _MECH_IDS = [m.id for m in MECHANISMS]
 _SCEN_IDS = [s.id for s in SCENARIOS]
 
 
-def _ctx(
-    flows: pd.DataFrame,
-    services: pd.DataFrame,
-    params: ModelParameters | None,
-    authorization_servers: pd.DataFrame | None,
-    context: FlowContext | None,
-) -> FlowContext:
-    if context is not None:
-        return context
-    return FlowContext.build(flows, services, params, authorization_servers=authorization_servers)
-
-
 def _view(view: str) -> View:
     if view not in VIEWS:
         raise ValueError(f"unknown view {view!r}; expected one of {', '.join(VIEWS)}")
@@ -121,7 +109,9 @@ def current_mechanism(
     context: FlowContext | None = None,
 ) -> pd.Series:
     """The mechanism id each flow uses today (a categorical over every mechanism id)."""
-    ctx = _ctx(flows, services, None, authorization_servers, context)
+    ctx = FlowContext.resolve(
+        flows, services, None, authorization_servers=authorization_servers, context=context
+    )
     cat = pd.Categorical.from_codes(ctx.current_code, categories=_MECH_IDS)
     return pd.Series(cat, index=flows.index, name="mechanism")
 
@@ -148,7 +138,9 @@ def replay_windows(
     ``quantiles=True``, ``p50_s``/``p90_s`` of W given W > 0 (NaN otherwise).
     """
     view = _view(view)
-    ctx = _ctx(flows, services, params, authorization_servers, context)
+    ctx = FlowContext.resolve(
+        flows, services, params, authorization_servers=authorization_servers, context=context
+    )
     mechs = _resolve_mechs(mechanisms)
     scens = _resolve_scens(scenarios)
     cells = [(m, s) for m in mechs for s in scens]
@@ -246,6 +238,17 @@ class Exposure:
         self._weights: dict[str, FloatArray] = {}
         self._totals: dict[tuple[object, ...], FloatArray] = {}
 
+    @classmethod
+    def of(cls, ctx: FlowContext) -> Exposure:
+        """The context's one ``Exposure``: every table, metric and recommendation computed
+        from one context shares its cells (memoised on the immutable context)."""
+        memo = ctx._memo
+        if "exposure" not in memo:
+            memo["exposure"] = cls(ctx)
+        ev = memo["exposure"]
+        assert isinstance(ev, Exposure)
+        return ev
+
     def weight(self, scen: Scenario | str) -> FloatArray:
         """The scenario's likelihood weight per flow (A17a-f; 0 where it cannot happen)."""
         sid = scenario(scen).id
@@ -306,16 +309,6 @@ class Exposure:
         return out
 
 
-def _exposure(ctx: FlowContext) -> Exposure:
-    """The context's one :class:`Exposure` (cells shared by every table of one context)."""
-    memo = ctx._memo
-    if "exposure" not in memo:
-        memo["exposure"] = Exposure(ctx)
-    ev = memo["exposure"]
-    assert isinstance(ev, Exposure)
-    return ev
-
-
 def exposure_arrays(
     ctx: FlowContext,
     mechanisms: Iterable[str | Mechanism] = (),
@@ -329,7 +322,7 @@ def exposure_arrays(
     behind :func:`exposure_by_mechanism`, for callers that evaluate many counterfactual
     contexts (recommendations, uncertainty draws) and need no DataFrame."""
     view = _view(view)
-    ev, scens = _exposure(ctx), _group_scenarios(group, None)
+    ev, scens = Exposure.of(ctx), _group_scenarios(group, None)
     out = {m.id: ev.per_flow(m, view, metric, scens) for m in _resolve_mechs(mechanisms)}
     if current:
         out["current"] = ev.per_flow("current", view, metric, scens)
@@ -356,8 +349,10 @@ def exposure_by_mechanism(
     the sum to one scenario group (``None``: every scenario); ``scenarios`` to named ones.
     """
     view = _view(view)
-    ctx = _ctx(flows, services, params, authorization_servers, context)
-    ev, scens = _exposure(ctx), _group_scenarios(group, scenarios)
+    ctx = FlowContext.resolve(
+        flows, services, params, authorization_servers=authorization_servers, context=context
+    )
+    ev, scens = Exposure.of(ctx), _group_scenarios(group, scenarios)
     data: dict[str, Any] = {
         "flow_id": flows["flow_id"].array,
         "client_path": categorical(ctx.client_path),
@@ -394,8 +389,10 @@ def exposure_by_scenario(
     issuer key are bearer-equivalent under every binding, so they are reported apart.
     """
     view = _view(view)
-    ctx = _ctx(flows, services, params, authorization_servers, context)
-    ev = _exposure(ctx)
+    ctx = FlowContext.resolve(
+        flows, services, params, authorization_servers=authorization_servers, context=context
+    )
+    ev = Exposure.of(ctx)
     mechs = _resolve_mechs(mechanisms)
     rows = []
     for s in SCENARIOS:
@@ -436,9 +433,11 @@ def mechanism_comparison(
     mechanism is worse than what flows use today) and ``usable_share`` (share of stolen tokens
     still usable when used, token-theft scenarios, weighted by likelihood).
     """
-    ctx = _ctx(flows, services, params, authorization_servers, context)
+    ctx = FlowContext.resolve(
+        flows, services, params, authorization_servers=authorization_servers, context=context
+    )
     scens = _group_scenarios(group, None)
-    ev = _exposure(ctx)
+    ev = Exposure.of(ctx)
     base = float(ev.per_flow("current", "today", metric, scens).sum())
     rows = []
     for view in views:
@@ -478,8 +477,10 @@ def usable_share(
     """Share of stolen tokens (token-theft scenarios, weighted by likelihood A17) still
     usable when the attacker uses them; ``mechanism=None`` is today's inventory."""
     view = _view(view)
-    ctx = _ctx(flows, services, params, authorization_servers, context)
-    ev = _exposure(ctx)
+    ctx = FlowContext.resolve(
+        flows, services, params, authorization_servers=authorization_servers, context=context
+    )
+    ev = Exposure.of(ctx)
     mech: str | Mechanism = "current" if mechanism is None else mechanism
     num = ev.per_flow(mech, view, "usable", TOKEN_THEFT_SCENARIOS, weighted_by_value=False)
     den = sum(float(ev.weight(s).sum()) for s in TOKEN_THEFT_SCENARIOS)
@@ -609,7 +610,9 @@ def window_survival(
     30 days. Flows with identical component parameters share one evaluation.
     """
     view = _view(view)
-    ctx = _ctx(flows, services, params, authorization_servers, context)
+    ctx = FlowContext.resolve(
+        flows, services, params, authorization_servers=authorization_servers, context=context
+    )
     tt = np.asarray(t if t is not None else np.logspace(0, np.log10(30 * 86400), 60), dtype=float)
     if by is None:
         groups = np.full(ctx.n, "all", dtype=object)
