@@ -23,7 +23,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[analysis,notebooks,lab,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[analysis,notebooks,lab,integrations,dev]'
 	touch $(STAMP)
 
 lint: $(STAMP)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # conda-forge names that differ from the PyPI distribution name.
-CONDA_TO_PYPI = {"redis-py": "redis"}
+CONDA_TO_PYPI = {"redis-py": "redis", "python-duckdb": "duckdb"}
 _REQ = re.compile(r"^([A-Za-z0-9_.\-]+)\s*(.*)$")
 
 
