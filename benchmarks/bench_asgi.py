@@ -1,18 +1,18 @@
 """Added latency per request of bearer, DPoP and mTLS-bound tokens over loopback TLS.
 
 One uvicorn server (``tokenlib.lab._serve``) on 127.0.0.1 serves a trivial ASGI app
-behind :class:`tokenlib.asgi.DPoPMiddleware`; one ``httpx.Client`` per mode sends
+behind :class:`tokenlib.integrations.asgi.DPoPMiddleware`; one ``httpx.Client`` per mode sends
 sequential requests over a kept-alive TLS 1.3 connection. Modes:
 
 * ``unprotected``: a public path (middleware skips verification) — the HTTP+TLS floor;
 * ``bearer``: RFC 9068 token (validated-token cache on, as in production);
 * ``mtls``: certificate-bound token, certificate from the TLS connection;
 * ``dpop``: DPoP-bound token; the client signs a fresh proof per request
-  (:class:`tokenlib.client.DPoPAuth`), the server verifies it and records its ``jti``
+  (:class:`tokenlib.integrations.httpx.DPoPAuth`), the server verifies it and records its ``jti``
   in a memory replay cache;
 * ``bearer_inline`` / ``dpop_inline``: verification on the event loop
   (``verify_in_thread=False``) instead of a worker thread;
-* ``dpop_redis``: the same as ``dpop`` with :class:`tokenlib.replay_redis.RedisReplayCache`
+* ``dpop_redis``: the same as ``dpop`` with :class:`tokenlib.integrations.redis.RedisReplayCache`
   (only when a ``redis-server`` binary is on PATH; a private server is started).
 
 Client and server share one process (and the GIL), so p95 mostly shows thread
@@ -40,10 +40,10 @@ from typing import Any
 import httpx
 
 from benchmarks._common import machine_info, write_result
-from tokenlib.asgi import DPoPMiddleware
 from tokenlib.bearer import Issuer
-from tokenlib.client import BearerAuth, DPoPAuth
 from tokenlib.dpop import create_proof
+from tokenlib.integrations.asgi import DPoPMiddleware
+from tokenlib.integrations.httpx import BearerAuth, DPoPAuth
 from tokenlib.jwk import generate_key, jwk_thumbprint
 from tokenlib.lab._serve import ServedApp
 from tokenlib.lab.pki import temporary_pki
@@ -122,7 +122,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         redis_url = stack.enter_context(_redis())
         caches: dict[str, Any] = {"memory": None, "inline": None}
         if redis_url is not None:
-            from tokenlib.replay_redis import RedisReplayCache
+            from tokenlib.integrations.redis import RedisReplayCache
 
             caches["redis"] = stack.enter_context(RedisReplayCache.from_url(redis_url))
         servers: dict[str, ServedApp] = {}

@@ -4,9 +4,9 @@ Bearer JWT access tokens (RFC 9068), certificate-bound tokens (RFC 8705, ``cnf.x
 and DPoP-bound tokens (RFC 9449, ``cnf.jkt`` plus a proof per request). The core depends
 only on ``cryptography`` and ``pyjwt``; ``tokenlib.analysis`` (pandas, matplotlib) models
 replay windows, blast radius and deployability over OAuth flow inventories, and
-``tokenlib.client``/``tokenlib.asgi``/``tokenlib.lab`` (the ``lab`` extra) are the
-prototype kit. Submodules ``tokenlib.dpop`` and ``tokenlib.mtls`` hold the per-mechanism
-functions (``create_proof``, ``verify_proof``, ``cert_thumbprint``, ...).
+``tokenlib.integrations`` (httpx client, ASGI middleware, Redis store) and ``tokenlib.lab``
+(the ``lab`` extra) are the prototype kit. Submodules ``tokenlib.dpop`` and ``tokenlib.mtls``
+hold the per-mechanism functions (``create_proof``, ``verify_proof``, ``cert_thumbprint``, ...).
 """
 
 from __future__ import annotations

@@ -582,7 +582,7 @@ def _cmd_lab_run(args: argparse.Namespace) -> int:
             f"the lab needs the 'lab' and 'analysis' extras ({exc.name} missing)"
         ) from None
     # The lab injects Client-Cert on purpose; the RS's warning about it is expected here.
-    logging.getLogger("tokenlib.asgi").setLevel(logging.ERROR)
+    logging.getLogger("tokenlib.integrations.asgi").setLevel(logging.ERROR)
     results = run_lab(out=args.out, seed=args.seed, redis=False if args.no_redis else None)
     mismatches = check_outcomes(results)
     if args.json:

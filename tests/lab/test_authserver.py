@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from tokenlib.bearer import verify_access_token
-from tokenlib.client import CLIENT_ASSERTION_TYPE, TokenClient, client_assertion
 from tokenlib.dpop import create_proof
+from tokenlib.integrations.httpx import CLIENT_ASSERTION_TYPE, TokenClient, client_assertion
 from tokenlib.jwk import generate_key, jwk_thumbprint, public_jwk
 from tokenlib.lab._serve import ServedApp
 from tokenlib.lab.authserver import ClientRegistration, LabAuthorizationServer

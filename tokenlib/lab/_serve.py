@@ -10,7 +10,7 @@ Client certificates: uvicorn does not put the peer certificate in the ASGI scope
 server here uses :class:`TLSScopeH11Protocol`, an ``h11`` protocol that adds the ASGI
 TLS extension (``scope["extensions"]["tls"]``, with ``client_cert_chain`` as PEM; only
 the leaf is available from Python's ``ssl``) from the connection's ``ssl_object``.
-:class:`tokenlib.asgi.DPoPMiddleware` reads the certificate from there. Any other
+:class:`tokenlib.integrations.asgi.DPoPMiddleware` reads the certificate from there. Any other
 ASGI server that implements the TLS extension (or a custom protocol like this one)
 works the same way.
 

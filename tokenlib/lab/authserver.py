@@ -49,10 +49,10 @@ from urllib.parse import parse_qsl
 from cryptography import x509
 
 from tokenlib import _jws
-from tokenlib.asgi import tls_client_certificate
 from tokenlib.bearer import Issuer, verify_access_token
 from tokenlib.dpop import DPoPPolicy
 from tokenlib.errors import InvalidDPoPProof, InvalidToken, TokenError
+from tokenlib.integrations.asgi import tls_client_certificate
 from tokenlib.introspection import introspect
 from tokenlib.jwk import ALGORITHMS, DEFAULT_ALGORITHMS, PrivateKey, generate_key
 from tokenlib.jwks import JWKSet

@@ -29,7 +29,7 @@ alice's certificate, but not alice's private keys):
 
 The runs happen twice when a ``redis-server`` binary exists: with a per-instance
 :class:`~tokenlib.replay.MemoryReplayCache` and with one shared
-:class:`~tokenlib.replay_redis.RedisReplayCache` (a private server on a Unix socket
+:class:`~tokenlib.integrations.redis.RedisReplayCache` (a private server on a Unix socket
 that the lab starts and stops). Latency: ``latency_ms`` is the median time of a request
 on a kept-alive connection, including creating the DPoP proof on the client;
 ``added_latency_ms`` is that minus the bearer baseline on the same path.
@@ -391,7 +391,7 @@ class LabEnvironment:
             switch.current = self.shared_cache if cache == "shared_redis" else switch.memory
 
     def _start(self) -> None:
-        from tokenlib.asgi import DPoPMiddleware
+        from tokenlib.integrations.asgi import DPoPMiddleware
         from tokenlib.lab._serve import ServedApp
         from tokenlib.lab.authserver import ClientRegistration, LabAuthorizationServer
         from tokenlib.server import ResourceServer
@@ -407,7 +407,7 @@ class LabEnvironment:
         if self.redis and binary is None:
             raise RuntimeError("redis=True but no redis-server binary is installed")
         if self.redis is not False and binary is not None:
-            from tokenlib.replay_redis import RedisReplayCache
+            from tokenlib.integrations.redis import RedisReplayCache
 
             self.redis_process = _RedisProcess(binary, directory)
             self._stack.callback(self.redis_process.stop)
@@ -514,7 +514,7 @@ class _Tokens:
 
 
 def _fetch_tokens(env: LabEnvironment) -> _Tokens:
-    from tokenlib.client import TokenClient
+    from tokenlib.integrations.httpx import TokenClient
 
     endpoint = f"{env.as_url}/token"
     with httpx.Client(verify=env.pki.client_context(), timeout=_TIMEOUT) as http:

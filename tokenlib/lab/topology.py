@@ -1003,9 +1003,9 @@ class _Lab:
 def _start_lab(t: Topology, stack: contextlib.ExitStack) -> _Lab:
     import httpx
 
-    from tokenlib.asgi import DPoPMiddleware
-    from tokenlib.client import TokenClient
     from tokenlib.dpop import DPoPPolicy
+    from tokenlib.integrations.asgi import DPoPMiddleware
+    from tokenlib.integrations.httpx import TokenClient
     from tokenlib.jwk import generate_key, public_jwk
     from tokenlib.lab._serve import ServedApp
     from tokenlib.lab.authserver import ClientRegistration, LabAuthorizationServer
@@ -1329,7 +1329,7 @@ def run_topology(
     results: dict[tuple[str, str], _LabResult] = {}
     with contextlib.ExitStack() as stack:
         # the injected Client-Cert is refused on purpose; keep its warning out of the output
-        asgi_log = logging.getLogger("tokenlib.asgi")
+        asgi_log = logging.getLogger("tokenlib.integrations.asgi")
         stack.callback(asgi_log.setLevel, asgi_log.level)
         asgi_log.setLevel(logging.ERROR)
         lab = _start_lab(topology, stack)

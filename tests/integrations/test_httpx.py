@@ -1,4 +1,4 @@
-"""tokenlib.client over real HTTPS: proofs per request, nonce retries, mTLS, token helpers."""
+"""tokenlib.integrations.httpx over real HTTPS: proofs per request, nonce retries, mTLS, tokens."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from tokenlib.client import (
+from tests.lab.conftest import server_context
+from tokenlib.dpop import access_token_hash, verify_proof
+from tokenlib.integrations.httpx import (
     AsyncTokenClient,
     BearerAuth,
     DPoPAuth,
@@ -21,14 +23,11 @@ from tokenlib.client import (
     fetch_token,
     mtls_client,
 )
-from tokenlib.dpop import access_token_hash, verify_proof
 from tokenlib.jwk import generate_key, jwk_thumbprint, public_jwk
 from tokenlib.lab._serve import ServedApp
 from tokenlib.lab.authserver import ClientRegistration, LabAuthorizationServer
 from tokenlib.lab.pki import LabPKI
 from tokenlib.mtls import cert_thumbprint
-
-from .conftest import server_context
 
 pytestmark = pytest.mark.slow
 

@@ -14,17 +14,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tokenlib.asgi import GRANT_SCOPE_KEY, DPoPMiddleware, RouteScopes, get_grant, require_scopes
+from tests.lab.conftest import RedisServer, server_context
 from tokenlib.bearer import Issuer
-from tokenlib.client import BearerAuth, DPoPAuth
 from tokenlib.dpop import create_proof
+from tokenlib.integrations.asgi import (
+    GRANT_SCOPE_KEY,
+    DPoPMiddleware,
+    RouteScopes,
+    get_grant,
+    require_scopes,
+)
+from tokenlib.integrations.httpx import BearerAuth, DPoPAuth
+from tokenlib.integrations.redis import RedisReplayCache
 from tokenlib.jwk import generate_key, jwk_thumbprint
 from tokenlib.lab._serve import ServedApp
 from tokenlib.lab.pki import LabPKI
-from tokenlib.replay_redis import RedisReplayCache
 from tokenlib.server import ResourceServer
-
-from .conftest import RedisServer, server_context
 
 pytestmark = pytest.mark.slow
 
@@ -232,7 +237,7 @@ def test_client_cert_header_only_from_trusted_proxies(
     injected = {"Client-Cert": pki.clients["alice"].client_cert_header}
     untrusted = serve(trusted_proxies=["10.0.0.0/8"])
     with (
-        caplog.at_level(logging.WARNING, logger="tokenlib.asgi"),
+        caplog.at_level(logging.WARNING, logger="tokenlib.integrations.asgi"),
         client(pki, auth=BearerAuth(at)) as http,
     ):
         refused = http.get(f"{untrusted.url}/items", headers=injected)

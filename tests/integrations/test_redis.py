@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 import redis
 
+from tests.lab.conftest import RedisServer
 from tokenlib.errors import ReplayStateUnavailable
-from tokenlib.replay_redis import DEFAULT_PREFIX, RedisReplayCache
-
-from .conftest import RedisServer
+from tokenlib.integrations.redis import DEFAULT_PREFIX, RedisReplayCache
 
 pytestmark = pytest.mark.redis
 
