@@ -28,7 +28,7 @@ def test_every_error_has_an_rfc_code_and_status() -> None:
         cls = getattr(errors, name)
         assert isinstance(cls.error, str)
         assert cls.error
-        assert cls.default_status in (400, 401, 403, 503)
+        assert cls.default_status in (400, 401, 403, 429, 503)
 
 
 def test_public_objects_are_documented() -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "InvalidToken",
     "MissingToken",
     "ReplayDetected",
+    "ReplayQuotaExceeded",
     "ReplayStateUnavailable",
     "TokenError",
     "UseDPoPNonce",
@@ -233,6 +234,27 @@ class InvalidDPoPProof(TokenError):
 
 class ReplayDetected(InvalidDPoPProof):
     """The proof's ``jti`` was already used within the acceptance window (RFC 9449 §11.1)."""
+
+
+class ReplayQuotaExceeded(InvalidDPoPProof):
+    """One key or client has more live proofs in the replay store than its quota allows.
+
+    The store keeps every ``jti`` for the acceptance window (RFC 9449 §11.1); a per-owner
+    quota keeps one client from filling it for everyone. Only that owner is refused
+    (HTTP 429 with ``Retry-After``); other clients are unaffected.
+    """
+
+    default_status = 429
+
+    def __init__(self, description: str, *, retry_after: int = 1, **kwargs: object) -> None:
+        super().__init__(description, **kwargs)
+        self.retry_after = max(1, int(retry_after))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        out = dict(super().headers)
+        out.setdefault("Retry-After", str(self.retry_after))
+        return out
 
 
 class UseDPoPNonce(TokenError):

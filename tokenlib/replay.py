@@ -25,12 +25,16 @@ class ReplayCache(Protocol):
 
     ``check_and_store`` records ``key`` until ``expires_at`` and returns True if it was
     not present (or had expired), False if it is a replay. It raises
-    :class:`~tokenlib.errors.ReplayStateUnavailable` when it cannot decide. A shared
+    :class:`~tokenlib.errors.ReplayStateUnavailable` when it cannot decide, and
+    :class:`~tokenlib.errors.ReplayQuotaExceeded` when ``owner`` (the proof key's ``jkt``
+    or the client id) already holds its quota of live entries. A shared
     implementation (e.g. Redis ``SET key 1 NX PXAT expires_at``) lets several server
     instances refuse each other's replays.
     """
 
-    def check_and_store(self, key: str, *, expires_at: float, now: float) -> bool: ...
+    def check_and_store(
+        self, key: str, *, expires_at: float, now: float, owner: str | None = None
+    ) -> bool: ...
 
 
 class MemoryReplayCache:
@@ -62,7 +66,9 @@ class MemoryReplayCache:
     def __repr__(self) -> str:
         return f"MemoryReplayCache(entries={len(self)}, max_entries={self.max_entries})"
 
-    def check_and_store(self, key: str, *, expires_at: float, now: float) -> bool:
+    def check_and_store(
+        self, key: str, *, expires_at: float, now: float, owner: str | None = None
+    ) -> bool:
         """Record ``key`` until ``expires_at``; True if new, False if a live replay."""
         if not isinstance(key, str):
             raise TypeError("key must be a str")

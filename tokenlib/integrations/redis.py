@@ -94,7 +94,9 @@ class RedisReplayCache:
             key = hashlib.sha256(key.encode("utf-8")).hexdigest()
         return self.prefix + key
 
-    def check_and_store(self, key: str, *, expires_at: float, now: float) -> bool:
+    def check_and_store(
+        self, key: str, *, expires_at: float, now: float, owner: str | None = None
+    ) -> bool:
         """Record ``key`` until ``expires_at``; True if it was new, False on a replay.
 
         Raises :class:`~tokenlib.errors.ReplayStateUnavailable` when Redis cannot answer.

@@ -234,8 +234,10 @@ class _SwitchableReplayCache:
         self.memory = MemoryReplayCache()
         self.current: ReplayCache = self.memory
 
-    def check_and_store(self, key: str, *, expires_at: float, now: float) -> bool:
-        return self.current.check_and_store(key, expires_at=expires_at, now=now)
+    def check_and_store(
+        self, key: str, *, expires_at: float, now: float, owner: str | None = None
+    ) -> bool:
+        return self.current.check_and_store(key, expires_at=expires_at, now=now, owner=owner)
 
 
 class _RedisProcess:

@@ -927,7 +927,9 @@ def _wrap(text: str, width: int) -> str:
 class _NoReplayStore:
     """A resource server without a jti store: every proof looks new (RFC 9449 §11.1)."""
 
-    def check_and_store(self, key: str, *, expires_at: float, now: float) -> bool:
+    def check_and_store(
+        self, key: str, *, expires_at: float, now: float, owner: str | None = None
+    ) -> bool:
         return True
 
 
