@@ -1803,9 +1803,9 @@ figcaption {{ font-size: .9em; color: #333; }}
 """
 
 
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def _parse_args(argv: Sequence[str] | None, prog: str | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m tokenlib.analysis.report",
+        prog=prog or "python -m tokenlib.analysis.report",
         description="Execute the analysis notebooks over an inventory and render an HTML report.",
     )
     parser.add_argument(
@@ -1850,9 +1850,16 @@ def _interruptible() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def main(argv: Sequence[str] | None = None, *, echo: Callable[[str], None] | None = None) -> int:
-    """Command-line entry point; returns 0 on success, 2 for bad input, 1 if a notebook fails."""
-    args = _parse_args(argv)
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    echo: Callable[[str], None] | None = None,
+    prog: str | None = None,
+) -> int:
+    """Command-line entry point; returns 0 on success, 2 for bad input, 1 if a notebook fails.
+
+    ``prog`` is the program name in usage and ``--help`` (``tokenlib report`` from the CLI)."""
+    args = _parse_args(argv, prog)
     say = echo or (lambda msg: print(msg, file=sys.stderr))
     shown = args.inventory if args.inventory == "default" else Path(args.inventory).name
     try:
