@@ -13,6 +13,12 @@ returns what was accepted, with status, error code and the added latency per req
 The pieces are usable on their own for prototypes: :class:`LabAuthorizationServer`
 (a small token endpoint), :class:`ServedApp` (uvicorn on loopback in a thread, with the
 client certificate in the ASGI scope), :func:`create_pki` and :class:`ReverseProxy`.
+:class:`WeakResourceServer` is a deliberately weak resource server and
+:class:`ProbeTargets` serves it next to a conforming one for :mod:`tokenlib.probe`.
+The runner is split by job: :mod:`~tokenlib.lab.scenarios` (attacks as data, expectations
+from the probe catalogue), :mod:`~tokenlib.lab.environment` (servers, proxies, clean stop
+on SIGTERM/SIGHUP), :mod:`~tokenlib.lab.redis_process`, :mod:`~tokenlib.lab.results` (table,
+CSV, figures) and :mod:`~tokenlib.lab.runner` (sending the requests).
 Names are imported lazily so ``import tokenlib.lab`` stays cheap; the runner needs the
 ``lab`` and ``analysis`` extras (httpx, uvicorn, starlette, redis, pandas). Lab code is
 for experiments and prototypes, never for production traffic.
@@ -26,7 +32,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tokenlib.lab._serve import ServedApp, serve
     from tokenlib.lab.authserver import ClientRegistration, LabAuthorizationServer, OAuthError
+    from tokenlib.lab.environment import LabEnvironment, stop_on_signals
     from tokenlib.lab.pki import DEFAULT_CLIENTS, ClientIdentity, LabPKI, create_pki, temporary_pki
+    from tokenlib.lab.probe_targets import ProbeTargets
     from tokenlib.lab.proxy import (
         PROXY_MODES,
         BackgroundLoop,
@@ -34,15 +42,10 @@ if TYPE_CHECKING:
         ProxyStats,
         ReverseProxy,
     )
-    from tokenlib.lab.runner import (
-        ATTACKS,
-        BINDINGS,
-        LabEnvironment,
-        check_outcomes,
-        expected_outcomes,
-        plot_lab,
-        run_lab,
-    )
+    from tokenlib.lab.results import plot_lab
+    from tokenlib.lab.runner import run_lab
+    from tokenlib.lab.scenarios import ATTACKS, BINDINGS, check_outcomes, expected_outcomes
+    from tokenlib.lab.weak_rs import WeakResourceServer
 
 _EXPORTS: dict[str, str] = {
     "ServedApp": "tokenlib.lab._serve",
@@ -60,13 +63,16 @@ _EXPORTS: dict[str, str] = {
     "ProxyMode": "tokenlib.lab.proxy",
     "ProxyStats": "tokenlib.lab.proxy",
     "ReverseProxy": "tokenlib.lab.proxy",
-    "ATTACKS": "tokenlib.lab.runner",
-    "BINDINGS": "tokenlib.lab.runner",
-    "LabEnvironment": "tokenlib.lab.runner",
-    "check_outcomes": "tokenlib.lab.runner",
-    "expected_outcomes": "tokenlib.lab.runner",
-    "plot_lab": "tokenlib.lab.runner",
+    "ATTACKS": "tokenlib.lab.scenarios",
+    "BINDINGS": "tokenlib.lab.scenarios",
+    "LabEnvironment": "tokenlib.lab.environment",
+    "ProbeTargets": "tokenlib.lab.probe_targets",
+    "WeakResourceServer": "tokenlib.lab.weak_rs",
+    "check_outcomes": "tokenlib.lab.scenarios",
+    "expected_outcomes": "tokenlib.lab.scenarios",
+    "plot_lab": "tokenlib.lab.results",
     "run_lab": "tokenlib.lab.runner",
+    "stop_on_signals": "tokenlib.lab.environment",
 }
 
 __all__ = [
@@ -81,16 +87,19 @@ __all__ = [
     "LabEnvironment",
     "LabPKI",
     "OAuthError",
+    "ProbeTargets",
     "ProxyMode",
     "ProxyStats",
     "ReverseProxy",
     "ServedApp",
+    "WeakResourceServer",
     "check_outcomes",
     "create_pki",
     "expected_outcomes",
     "plot_lab",
     "run_lab",
     "serve",
+    "stop_on_signals",
     "temporary_pki",
 ]
 assert sorted(__all__) == sorted(_EXPORTS)
