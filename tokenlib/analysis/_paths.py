@@ -96,9 +96,10 @@ def str_codes(series: Any) -> tuple[IntArray, npt.NDArray[Any]]:
             codes = np.where(codes < 0, len(cats) - 1, codes)
         return codes, cats
     codes, uniq = pd.factorize(s.fillna(""), sort=False)
-    return np.asarray(codes, dtype=np.int64), np.asarray(uniq, dtype=object).astype(str).astype(
-        object
-    )
+    values = np.asarray(uniq, dtype=object)
+    if not isinstance(s.dtype, pd.StringDtype):  # numbers, bytes, mixed objects -> their text
+        values = values.astype(str).astype(object)
+    return np.asarray(codes, dtype=np.int64), values
 
 
 def path_codes(flows: pd.DataFrame) -> tuple[IntArray, list[list[tuple[str, str]]]]:

@@ -59,6 +59,7 @@ from tokenlib.analysis.models.support import (
     DEFAULT_AS,
     resolve_authorization_servers,
     structural_support,
+    structural_supports,
 )
 from tokenlib.analysis.params import ModelParameters, reference_dir
 
@@ -295,8 +296,9 @@ def deployability(
     fcodes, funiq = str_codes(flows["flow_id"])
     n = len(flows)
     parts: list[dict[str, npt.NDArray[np.generic]]] = []
+    sups = structural_supports(flows, services, ast, families=fams, views=("today",))
     for fam in fams:
-        sup = structural_support(flows, services, ast, family=fam, view="today")
+        sup = sups[(fam, "today")]
         cert_ok = ~cm_none if fam == "mtls" else np.ones(n, dtype=bool)
         today = sup.enforceable & cert_ok
         c = _lookup(table, "client", flows["client_kind"], fam)
@@ -753,14 +755,14 @@ def token_binding_counterfactual(
         else authorization_servers
     )
     rows = []
+    sups = structural_supports(flows, services, ast, families=fams, views=("upgraded",))
     for fam in fams:
+        sup = sups[(fam, "upgraded")]
         if fam == "token_binding":
             # Token Binding's own client support is the counterfactual itself; only its path
             # rule (and AS/RS, assumed here) is taken from structural_support.
-            client_ok = np.ones(n, dtype=bool)
-            path_ok = structural_support(flows, services, ast, family=fam, view="upgraded").path
+            client_ok, path_ok = np.ones(n, dtype=bool), sup.path
         else:
-            sup = structural_support(flows, services, ast, family=fam, view="upgraded")
             client_ok, path_ok = sup.client, sup.path
         client = kind_share * client_ok
         as_share = rs_share = 1.0  # every AS and RS assumed to support the family

@@ -50,6 +50,7 @@ import pandas as pd
 
 from tokenlib.analysis._csv import write_csv
 from tokenlib.analysis._diskcache import cached
+from tokenlib.analysis._groups import distinct_rows
 from tokenlib.analysis._paths import as_str, features, is_in, service_lookup, str_codes
 from tokenlib.analysis.controls import AS_CHANGE_PARAM, control
 from tokenlib.analysis.deploy import deployability
@@ -80,6 +81,7 @@ CANDIDATES: tuple[str, ...] = ("keep", "mtls", "dpop_shared_cache", "dpop_nonce_
 #: Values of ``recommended`` (a user contract).
 RECOMMENDATIONS: tuple[str, ...] = ("mtls", "dpop", "dpop_nonce", "bearer")
 _FAMILY = {"mtls": "mtls", "dpop_shared_cache": "dpop", "dpop_nonce_shared_cache": "dpop"}
+_REC_OF = {"mtls": "mtls", "dpop_shared_cache": "dpop", "dpop_nonce_shared_cache": "dpop_nonce"}
 _LABEL = {
     "keep": "today's mechanism",
     "mtls": "mTLS",
@@ -191,7 +193,9 @@ def _capability_frames(
 
 def _usable(ctx: FlowContext, mechs: Sequence[str]) -> dict[str, FloatArray]:
     """Token-theft exposure, metric usable, view today, of each mechanism and of "current"."""
-    return exposure_arrays(ctx, mechs, view="today", group="token_theft", metric="usable")
+    return exposure_arrays(
+        ctx, mechs, view="today", group="token_theft", metric="usable", current=not mechs
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +280,21 @@ class _CostModel:
         return out
 
 
+def _family_rows(dep: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The deployability rows of mTLS and of DPoP, one per flow each, split once."""
+    mech = dep["mechanism"]
+    return {fam: dep[is_in(mech, fam)] for fam in ("mtls", "dpop")}
+
+
+def _per_client_nunique(client: npt.NDArray[np.int64], other: npt.NDArray[np.int64]) -> FloatArray:
+    """For each row, how many distinct ``other`` values its client has (integer codes)."""
+    if not len(client):
+        return np.zeros(0)
+    k = int(other.max()) + 1
+    pairs = np.unique(client * k + other)
+    return np.bincount(pairs // k, minlength=int(client.max()) + 1)[client].astype(float)
+
+
 def _share(codes: npt.NDArray[np.int64]) -> FloatArray:
     return np.bincount(codes)[codes].astype(float) if len(codes) else np.zeros(0)
 
@@ -292,7 +311,9 @@ def _as_codes(flows: pd.DataFrame) -> npt.NDArray[np.int64]:
 _DPOP_CPU = ("dpop_sign_cost_s", "dpop_verify_cost_s")
 
 
-def _cost_model(flows: pd.DataFrame, services: pd.DataFrame, dep: pd.DataFrame) -> _CostModel:
+def _cost_model(
+    flows: pd.DataFrame, services: pd.DataFrame, fam_rows: dict[str, pd.DataFrame]
+) -> _CostModel:
     n = len(flows)
     per_client = _share(str_codes(flows["client_id"])[0])
     per_rs = _share(str_codes(flows["resource_server"])[0])
@@ -303,8 +324,7 @@ def _cost_model(flows: pd.DataFrame, services: pd.DataFrame, dep: pd.DataFrame) 
     cm_none = is_in(flows["cert_management"], "none")
 
     def d(fam: str, name: str) -> FloatArray:
-        sub = dep[(dep["mechanism"] == fam).to_numpy()]
-        return np.asarray(sub[name].to_numpy(dtype=float))
+        return np.asarray(fam_rows[fam][name].to_numpy(dtype=float))
 
     def add(coef: dict[str, FloatArray], name: str, value: FloatArray) -> None:
         coef[name] = coef.get(name, np.zeros(n)) + value
@@ -440,12 +460,14 @@ def _policy_flags(
     unrestricted = ~flows["audience_restricted"].to_numpy(dtype=bool)
     long_lived = (life > p.nonce_lifetime_threshold_s) | static
     long_lived |= is_in(flows["cert_management"], "manual")
-    client = as_str(flows["client_id"])
-    env = as_str(flows["environment"]) if "environment" in flows.columns else np.full(n, "prod")
-    per_env = pd.Series(env).groupby(pd.Series(client)).transform("nunique").to_numpy()
-    per_kind = (
-        pd.Series(as_str(flows["client_kind"])).groupby(pd.Series(client)).transform("nunique")
-    ).to_numpy()
+    client = str_codes(flows["client_id"])[0]
+    env = (
+        str_codes(flows["environment"])[0]
+        if "environment" in flows.columns
+        else np.zeros(n, dtype=np.int64)
+    )
+    per_env = _per_client_nunique(client, env)
+    per_kind = _per_client_nunique(client, str_codes(flows["client_kind"])[0])
     findings = {
         "token_in_storage_channel": stored,
         "third_party_holds_credentials": is_in(flows["client_kind"], "partner_integrator"),
@@ -475,15 +497,6 @@ def _policy_flags(
 # --------------------------------------------------------------------------- reasons
 
 
-def _strings(col: pd.Series) -> npt.NDArray[Any]:
-    """Object array of a (categorical) column's values as text, through its categories."""
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        cats = np.asarray(col.cat.categories.astype(str), dtype=object)
-        codes = col.cat.codes.to_numpy()
-        return np.where(codes >= 0, cats[np.clip(codes, 0, None)], "")
-    return np.asarray(col.astype(str).to_numpy(), dtype=object)
-
-
 def _pct(x: float) -> str:
     return f"{x:.0%}"
 
@@ -495,9 +508,9 @@ def _reasons(
     e: FloatArray,
     p_dep: FloatArray,
     policy: BoolArray,
-    dep: pd.DataFrame,
+    fam_rows: dict[str, pd.DataFrame],
     flows: pd.DataFrame,
-    current: npt.NDArray[Any],
+    current_code: npt.NDArray[np.int64],
     p: ModelParameters,
 ) -> pd.Categorical:
     keep = e[:, 0]
@@ -506,54 +519,53 @@ def _reasons(
     )
     eligible = (p_dep >= p.min_p_deploy) & (rel >= p.min_relative_reduction)
 
-    rows_of = {fam: (dep["mechanism"] == fam).to_numpy() for fam in ("mtls", "dpop")}
-
     def col(fam: str, name: str) -> npt.NDArray[Any]:
-        return np.asarray(np.asarray(dep[name].to_numpy())[rows_of[fam]])
+        return np.asarray(fam_rows[fam][name].to_numpy())
 
-    blocked = {fam: as_str(dep["blocked_by"])[rows_of[fam]] for fam in ("mtls", "dpop")}
+    def text(series: Any) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+        c, u = str_codes(series)
+        return c, (u[c] if len(u) else np.array([], dtype=object))
+
+    blocked_code, blocked = {}, {}
+    for fam in ("mtls", "dpop"):
+        blocked_code[fam], blocked[fam] = text(fam_rows[fam]["blocked_by"])
     as_change = {fam: col(fam, "as_change").astype(bool) for fam in ("mtls", "dpop")}
     rs_change = {fam: col(fam, "rs_change").astype(bool) for fam in ("mtls", "dpop")}
     hops = col("mtls", "hop_changes").astype(int)
-    as_id = (
-        as_str(flows["authorization_server"])
-        if "authorization_server" in flows.columns
-        else np.full(len(flows), DEFAULT_AS, dtype=object)
-    )
-    rs = as_str(flows["resource_server"])
+    if "authorization_server" in flows.columns:
+        as_code, as_id = text(flows["authorization_server"])
+    else:
+        as_code = np.zeros(len(flows), dtype=np.int64)
+        as_id = np.full(len(flows), DEFAULT_AS, dtype=object)
+    rs = text(flows["resource_server"])[1]
+    current = np.asarray([m.id for m in MECHANISMS], dtype=object)[current_code]
     life = flows["access_token_lifetime_s"].to_numpy(dtype=float)
     # Speed: the text depends only on what it displays, which repeats across flows; build it
     # once per distinct displayed input (1,000,000 flows: ~60 s per row -> a few seconds).
     km_all = np.asarray(model_choice, dtype=np.int64)
     best_all = np.where(eligible[:, 1:], rel[:, 1:], -np.inf).max(axis=1)
     at_best = rel[np.arange(len(final)), km_all] + 1e-9 >= best_all
-    fam_k = np.where(km_all == 1, "mtls", "dpop")
 
-    def codes(values: npt.NDArray[Any]) -> npt.NDArray[np.int64]:
-        return str_codes(np.asarray(values, dtype=object))[0]
-
-    key = pd.DataFrame(
-        {
-            "final": final,
-            "km": km_all,
-            "at_best": at_best,
-            "current": codes(current),
-            "policy": policy,
-            "life": np.where(policy, np.round(life), 0.0),  # shown only for the policy rule
-            "as_change": np.where(fam_k == "mtls", as_change["mtls"], as_change["dpop"]),
-            "rs_change": np.where(fam_k == "mtls", rs_change["mtls"], rs_change["dpop"]),
-            "hops": hops,
-            "as_id": codes(as_id),
-            "blocked_mtls": codes(blocked["mtls"]),
-            "blocked_dpop": codes(blocked["dpop"]),
-        }
+    mtls_k = km_all == 1
+    inverse, first = distinct_rows(
+        [
+            final,
+            km_all,
+            at_best,
+            current_code,
+            policy,
+            np.where(policy, np.round(life), 0.0),  # shown only for the policy rule
+            np.where(mtls_k, as_change["mtls"], as_change["dpop"]),
+            np.where(mtls_k, rs_change["mtls"], rs_change["dpop"]),
+            hops,
+            as_code,
+            blocked_code["mtls"],
+            blocked_code["dpop"],
+            np.round(rel[np.arange(len(final)), km_all] * 100.0),
+            np.round(rel[np.arange(len(final)), final] * 100.0),
+            *(p_dep[:, j] >= p.min_p_deploy for j in range(1, len(CANDIDATES))),
+        ]
     )
-    key["rel_chosen"] = np.round(rel[np.arange(len(final)), km_all] * 100.0)
-    key["rel_final"] = np.round(rel[np.arange(len(final)), final] * 100.0)
-    for j in range(1, len(CANDIDATES)):
-        key[f"deployable{j}"] = p_dep[:, j] >= p.min_p_deploy
-    hashes = pd.util.hash_pandas_object(key, index=False).to_numpy()
-    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
     texts = np.empty(len(first), dtype=object)
     for slot, i in enumerate(first):
         texts[slot] = _reason_for(
@@ -574,10 +586,10 @@ def _reasons(
             current=current,
             p=p,
         )
-    cats, remap = np.unique(texts.astype(str), return_inverse=True)
-    return pd.Categorical.from_codes(
-        np.asarray(remap).ravel()[np.asarray(inverse).ravel()], categories=cats
-    )
+    cats = sorted(set(texts))
+    slot_of = {t: i for i, t in enumerate(cats)}
+    remap = np.fromiter((slot_of[t] for t in texts), dtype=np.int64, count=len(texts))
+    return pd.Categorical.from_codes(remap[inverse], categories=pd.Index(cats))
 
 
 def _reason_for(
@@ -745,15 +757,16 @@ def _recommend(
         )
     )
 
+    fam_rows = _family_rows(dep)
+
     def dcol(fam: str, name: str) -> FloatArray:
-        sub = dep[(dep["mechanism"] == fam).to_numpy()]
-        return np.asarray(sub[name].to_numpy(dtype=float))
+        return np.asarray(fam_rows[fam][name].to_numpy(dtype=float))
 
     p_dep = np.column_stack(
         [np.ones(n), dcol("mtls", "p_deploy"), dcol("dpop", "p_deploy"), dcol("dpop", "p_deploy")]
     )
     inp = _inputs(flows, services, ases)
-    cm = _cost_model(flows, services, dep)
+    cm = _cost_model(flows, services, fam_rows)
     life = flows["access_token_lifetime_s"].to_numpy(dtype=float)
     e = _exposures(inp, p)
     cost = cm.cost(p)
@@ -773,31 +786,26 @@ def _recommend(
             same += fd == final
         robustness = same / len(ps)
 
-    current = np.asarray([m.id for m in MECHANISMS], dtype=object)[inp.current_code]
+    mech_ids = [m.id for m in MECHANISMS]
+    current_code = inp.current_code
     rows = np.arange(n)
-    chosen_id = np.asarray(CANDIDATES, dtype=object)[final]
-    model_mech = np.where(final == 0, current, chosen_id)
-    nonce_now = np.array([m.nonce for m in MECHANISMS], dtype=bool)[inp.current_code]
-    fam_now = as_str(flows["binding"])
-    rec = np.where(
-        final == 1,
-        "mtls",
-        np.where(
-            final == 2,
-            "dpop",
-            np.where(
-                final == 3,
-                "dpop_nonce",
-                np.where(
-                    fam_now == "mtls",
-                    "mtls",
-                    np.where(
-                        fam_now == "dpop", np.where(nonce_now, "dpop_nonce", "dpop"), "bearer"
-                    ),
-                ),
-            ),
-        ),
+    # codes into MECHANISMS of each candidate ("keep" is today's mechanism)
+    cand_mech = np.array([-1, *(mech_ids.index(c) for c in CANDIDATES[1:])], dtype=np.int64)
+    model_code = np.where(final == 0, current_code, cand_mech[final])
+    # what is recommended when the flow keeps today's mechanism, by today's mechanism
+    kept_rec = np.array(
+        [
+            RECOMMENDATIONS.index(
+                m.family + ("_nonce" if m.nonce else "")
+                if m.family in ("mtls", "dpop")
+                else "bearer"
+            )
+            for m in MECHANISMS
+        ],
+        dtype=np.int64,
     )
+    cand_rec = np.array([-1, *(RECOMMENDATIONS.index(_REC_OF[c]) for c in CANDIDATES[1:])])
+    rec_code = np.where(final == 0, kept_rec[current_code], cand_rec[final])
     after = e[rows, final]
     removed = e[:, 0] - after
     cost_chosen = cost[rows, final]
@@ -805,7 +813,7 @@ def _recommend(
     value = np.where(
         cost_chosen > 0, p_chosen * removed / np.where(cost_chosen > 0, cost_chosen, 1.0), 0.0
     )
-    residual = rec == "bearer"
+    residual = rec_code == RECOMMENDATIONS.index("bearer")
     order = np.lexsort((-value, residual))
     priority = np.empty(n, dtype=np.int64)
     priority[order] = np.arange(1, n + 1)
@@ -815,21 +823,23 @@ def _recommend(
         e=e,
         p_dep=p_dep,
         policy=policy,
-        dep=dep,
+        fam_rows=fam_rows,
         flows=flows,
-        current=current,
+        current_code=current_code,
         p=p,
     )
-    blockers_src = {
-        fam: _strings(dep[(dep["mechanism"] == fam).to_numpy()]["reasons"])
-        for fam in ("mtls", "dpop")
-    }
-    kept = final == 0
-    pair = pd.DataFrame({"m": blockers_src["mtls"], "d": blockers_src["dpop"]})
-    pcodes = pair.groupby(["m", "d"], sort=False).ngroup().to_numpy()
-    firsts = pair.drop_duplicates().to_numpy()
-    ptexts = np.array([f"mtls: {m} | dpop: {d}" for m, d in firsts], dtype=object)
-    blockers = np.where(kept, ptexts[pcodes] if len(ptexts) else "", "")
+    (mc, mu), (dc, du) = (str_codes(fam_rows[fam]["reasons"]) for fam in ("mtls", "dpop"))
+    # one blocker text per distinct (mTLS reasons, DPoP reasons) pair, shown for kept flows
+    pair = np.where(final == 0, mc * max(len(du), 1) + dc, -1)
+    pcodes, puniq = pd.factorize(pair, sort=False)
+    ptexts = [
+        "" if u < 0 else f"mtls: {mu[u // max(len(du), 1)]} | dpop: {du[u % max(len(du), 1)]}"
+        for u in puniq
+    ]
+    pcats = pd.Index(sorted(set(ptexts)))
+    blockers = pd.Categorical.from_codes(
+        np.asarray(pcats.get_indexer(ptexts), dtype=np.int64)[pcodes], categories=pcats
+    )
     feats = features(flows)
     out = pd.DataFrame(
         {
@@ -838,9 +848,9 @@ def _recommend(
             "client_kind": flows["client_kind"].array,
             "resource_server": flows["resource_server"].array,
             "client_path": feats["client_path"].array,
-            "current_mechanism": pd.Categorical(current, categories=[m.id for m in MECHANISMS]),
-            "recommended": pd.Categorical(rec, categories=list(RECOMMENDATIONS)),
-            "model_mechanism": pd.Categorical(model_mech, categories=[m.id for m in MECHANISMS]),
+            "current_mechanism": pd.Categorical.from_codes(current_code, categories=mech_ids),
+            "recommended": pd.Categorical.from_codes(rec_code, categories=list(RECOMMENDATIONS)),
+            "model_mechanism": pd.Categorical.from_codes(model_code, categories=mech_ids),
             "p_deploy": p_chosen,
             "exposure_current": e[:, 0],
             "exposure_after": after,
@@ -849,7 +859,7 @@ def _recommend(
             "value_per_usd": value,
             "priority": priority,
             "reasons": reasons,
-            "blockers": pd.Categorical(blockers),
+            "blockers": blockers,
             "compensating_controls": _compensating(flows, services, ases, residual, p),
             "robustness": robustness,
             "policy_flags": _policy_flags(flows, services, ases, p),

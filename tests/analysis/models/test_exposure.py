@@ -165,6 +165,44 @@ def test_window_survival_and_path_summary(inventory: tuple[pd.DataFrame, pd.Data
     assert ((summ["is_current_share"] >= 0) & (summ["is_current_share"] <= 1)).all()
 
 
+@pytest.mark.parametrize("order", ["as_built", "shuffled", "every_third"])
+def test_path_summary_matches_a_group_by(
+    inventory: tuple[pd.DataFrame, pd.DataFrame], order: str
+) -> None:
+    """The block-walking summary equals a plain pandas group-by, whatever the row order."""
+    f, s = inventory
+    rw = replay_windows(f, s, P0, mechanisms=["bearer", "mtls", "dpop_nonce"])
+    if order == "shuffled":
+        rw = rw.sample(frac=1.0, random_state=7)
+    elif order == "every_third":
+        rw = rw.iloc[::3]
+    got = replay_by_client_path(rw)
+    frame = rw.assign(cur=(rw["mechanism"].astype(str) == rw["current_mechanism"].astype(str)))
+    g = frame.groupby(["client_path", "mechanism", "scenario"], observed=True, sort=True)
+    want = pd.DataFrame(
+        {
+            "n_flows": g.size(),
+            "share_possible": g["possible"].mean(),
+            "mean_p_replay": g["p_replay"].mean(),
+            "mean_p_usable": g["p_usable"].mean(),
+            "mean_window_s": g["expected_window_s"].mean(),
+            "median_window_s": g["expected_window_s"].median(),
+            "p90_window_s": g["expected_window_s"].quantile(0.9),
+            "is_current_share": g["cur"].mean(),
+        }
+    ).reset_index()
+    assert len(got) == len(want)
+    keys = ["client_path", "mechanism", "scenario"]
+    got, want = (
+        x.assign(**{k: x[k].astype(str) for k in keys}).sort_values(keys, ignore_index=True)
+        for x in (got, want)
+    )
+    for col in keys:
+        assert got[col].astype(str).tolist() == want[col].astype(str).tolist()
+    for col in want.columns[3:]:
+        np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-9)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

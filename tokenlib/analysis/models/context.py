@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from tokenlib.analysis._groups import distinct_rows
 from tokenlib.analysis._paths import (
     as_str,
     channel_matrix,
@@ -28,9 +29,7 @@ from tokenlib.analysis._paths import (
     str_codes,
 )
 from tokenlib.analysis.models.mechanisms import (
-    FAMILIES,
     MECHANISMS,
-    VIEWS,
     Family,
     Mechanism,
     View,
@@ -40,7 +39,7 @@ from tokenlib.analysis.models.support import (
     Support,
     authorization_server_rows,
     resolve_authorization_servers,
-    structural_support,
+    structural_supports,
 )
 from tokenlib.analysis.params import ModelParameters
 from tokenlib.analysis.schema import EXPOSURE_CHANNELS
@@ -242,11 +241,7 @@ class FlowContext:
         binding = as_str(flows["binding"])
         rs_store = _rs_store_code(svc, pos)
         rs_nonce = svc["requires_nonce"].to_numpy(dtype=bool)[pos]
-        support = {
-            (fam, view): structural_support(flows, services, ases, family=fam, view=view)
-            for fam in FAMILIES
-            for view in VIEWS
-        }
+        support = structural_supports(flows, services, ases)
         return cls(
             n=n,
             params=p,
@@ -348,13 +343,8 @@ class FlowContext:
         for (fam, view), sup in self.support.items():
             for part in ("client", "authorization_server", "resource_server", "path"):
                 cols[f"{fam}_{view}_{part}"] = getattr(sup, part)
-        frame = pd.DataFrame(cols)
-        keys = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        result = (
-            self.take(np.asarray(first, dtype=np.int64)),
-            np.asarray(inverse, dtype=np.int64).ravel(),
-        )
+        inverse, first = distinct_rows(list(cols.values()))
+        result = (self.take(first), inverse)
         self._memo["distinct"] = result
         return result
 

@@ -18,6 +18,7 @@ is evaluated under the same support view (``today`` or ``upgraded``, :mod:`.mech
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 
+from tokenlib.analysis._groups import distinct_rows
 from tokenlib.analysis._paths import as_str, categorical, str_codes
 from tokenlib.analysis.models._math import (
     Component,
@@ -180,14 +182,14 @@ def replay_windows(
         enforce[rows] = (small.enforcement(m, view) > 0)[inverse]
     fcodes, fids = ctx.flow_codes, ctx.flow_ids
     pcodes, puniq = str_codes(ctx.client_path)
-    m_codes = np.repeat([_MECH_IDS.index(m.id) for m, _ in cells], n).astype(np.int8)
-    s_codes = np.repeat([_SCEN_IDS.index(s.id) for _, s in cells], n).astype(np.int8)
+    m_codes = np.repeat(np.array([_MECH_IDS.index(m.id) for m, _ in cells], np.int8), n)
+    s_codes = np.repeat(np.array([_SCEN_IDS.index(s.id) for _, s in cells], np.int8), n)
     data: dict[str, Any] = {
         "flow_id": pd.Categorical.from_codes(
-            np.tile(fcodes, k), categories=pd.Index(fids, dtype=object)
+            np.tile(fcodes.astype(np.int32), k), categories=pd.Index(fids, dtype=object)
         ),
         "client_path": pd.Categorical.from_codes(
-            np.tile(pcodes, k), categories=pd.Index(puniq, dtype=object)
+            np.tile(pcodes.astype(np.int8), k), categories=pd.Index(puniq, dtype=object)
         ),
         "current_mechanism": pd.Categorical.from_codes(
             np.tile(ctx.current_code.astype(np.int8), k), categories=_MECH_IDS
@@ -525,50 +527,65 @@ def replay_by_client_path(windows: pd.DataFrame) -> pd.DataFrame:
     mean_p_usable, mean_window_s, median_window_s, p90_window_s`` (over flows of the expected
     window) and ``is_current_share`` (share of the group's flows using that mechanism today).
 
-    Speed: groups are small-integer keys, so one stable radix sort and ``bincount`` replace a
-    pandas group-by (21,000,000 rows: 6.6 s -> see benchmarks/results/models.json).
+    Speed: :func:`replay_windows` writes one contiguous block of rows per mechanism x
+    scenario, so the summary walks those blocks and groups each by client path with small
+    ``bincount`` and radix sorts, never sorting or copying all rows at once (21,000,000 rows:
+    6.6 s with a pandas group-by, 4.6 s with one global sort, see
+    benchmarks/results/models.json). Any other row order is first sorted by mechanism x
+    scenario, with the same result.
     """
     cp = windows["client_path"]
     cp = cp if isinstance(cp.dtype, pd.CategoricalDtype) else cp.astype("category")
-
-    def codes_of(col: str, cats: list[str]) -> npt.NDArray[np.int64]:
-        c = windows[col]
-        if isinstance(c.dtype, pd.CategoricalDtype) and list(c.cat.categories) == cats:
-            return np.asarray(c.cat.codes, dtype=np.int64)
-        return np.asarray(pd.Categorical(c, categories=cats).codes, dtype=np.int64)
-
-    c_m = codes_of("mechanism", _MECH_IDS)
-    c_s = codes_of("scenario", _SCEN_IDS)
-    c_cur = codes_of("current_mechanism", _MECH_IDS)
-    n_m, n_s = len(_MECH_IDS), len(_SCEN_IDS)
-    nkey = len(cp.cat.categories) * n_m * n_s
-    key = (np.asarray(cp.cat.codes, dtype=np.int64) * n_m + c_m) * n_s + c_s
-    key = key.astype(np.int16 if nkey < 32_000 else np.int32, copy=False)
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
-    vals = windows["expected_window_s"].to_numpy(dtype=float)[order]
-    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
-    ends = np.r_[starts[1:], len(ks)]
-    counts = np.bincount(key, minlength=nkey).astype(float)
-
-    def mean_of(x: npt.NDArray[Any]) -> FloatArray:
-        total = np.bincount(key, weights=np.asarray(x, dtype=float), minlength=nkey)
-        return np.asarray(total / np.maximum(counts, 1.0))
-
-    m_poss = mean_of(windows["possible"].to_numpy(dtype=bool))
-    m_p = mean_of(windows["p_replay"].to_numpy(dtype=float))
-    m_u = mean_of(windows["p_usable"].to_numpy(dtype=float))
-    m_w = mean_of(windows["expected_window_s"].to_numpy(dtype=float))
-    m_cur = mean_of(c_m == c_cur)
     cats = list(cp.cat.categories)
+
+    def codes_of(col: str, names: list[str]) -> npt.NDArray[np.int16]:
+        c = windows[col]
+        if isinstance(c.dtype, pd.CategoricalDtype) and list(c.cat.categories) == names:
+            return np.asarray(c.cat.codes.to_numpy(), dtype=np.int16)
+        return np.asarray(pd.Categorical(c, categories=names).codes, dtype=np.int16)
+
+    n_m, n_s, n_cp = len(_MECH_IDS), len(_SCEN_IDS), max(len(cats), 1)
+    c_m = codes_of("mechanism", _MECH_IDS)
+    c_cur = codes_of("current_mechanism", _MECH_IDS)
+    ms = c_m * np.int16(n_s) + codes_of("scenario", _SCEN_IDS)
+    c_cp = np.asarray(cp.cat.codes.to_numpy())
+    values = {
+        "possible": windows["possible"].to_numpy(dtype=bool),
+        "p_replay": windows["p_replay"].to_numpy(dtype=float),
+        "p_usable": windows["p_usable"].to_numpy(dtype=float),
+        "window": windows["expected_window_s"].to_numpy(dtype=float),
+    }
+    cuts = np.flatnonzero(ms[1:] != ms[:-1]) + 1
+    if len(cuts) >= n_m * n_s:  # rows not in blocks: sort them into blocks once
+        order = np.argsort(ms, kind="stable")
+        ms, c_m, c_cur, c_cp = ms[order], c_m[order], c_cur[order], c_cp[order]
+        values = {k: v[order] for k, v in values.items()}
+        cuts = np.flatnonzero(ms[1:] != ms[:-1]) + 1
+    bounds = np.r_[0, cuts, len(ms)] if len(ms) else np.zeros(1, dtype=np.int64)
+    n_ms = n_m * n_s
+    counts = np.zeros((n_ms, n_cp))
+    sums = {k: np.zeros((n_ms, n_cp)) for k in (*values, "current")}
+    pieces: dict[tuple[int, int], list[FloatArray]] = {}
+    for lo, hi in itertools.pairwise(bounds):
+        k = int(ms[lo])
+        g = np.asarray(c_cp[lo:hi], dtype=np.intp)
+        per = np.bincount(g, minlength=n_cp)
+        counts[k] += per
+        for name, v in values.items():
+            sums[name][k] += np.bincount(g, weights=v[lo:hi], minlength=n_cp)
+        sums["current"][k] += np.bincount(g, weights=c_m[lo:hi] == c_cur[lo:hi], minlength=n_cp)
+        by_cp = values["window"][lo:hi][np.argsort(g.astype(np.int16), kind="stable")]
+        for ci, part in enumerate(np.split(by_cp, np.cumsum(per)[:-1])):
+            if len(part):
+                pieces.setdefault((ci, k), []).append(part)
     rows = []
-    for lo, hi in zip(starts, ends, strict=True):
-        k = int(ks[lo])
-        q50, q90 = np.quantile(vals[lo:hi], [0.5, 0.9])
-        rest, si = divmod(k, n_s)
-        ci, mi = divmod(rest, n_m)
-        ids = (cats[ci], _MECH_IDS[mi], _SCEN_IDS[si], int(counts[k]))
-        rows.append((*ids, m_poss[k], m_p[k], m_u[k], m_w[k], q50, q90, m_cur[k]))
+    for (ci, k), parts in pieces.items():
+        q50, q90 = np.quantile(np.concatenate(parts), [0.5, 0.9])
+        n = counts[k, ci]
+        mi, si = divmod(k, n_s)
+        ids = (cats[ci], _MECH_IDS[mi], _SCEN_IDS[si], int(n))
+        means = [sums[x][k, ci] / n for x in ("possible", "p_replay", "p_usable", "window")]
+        rows.append((*ids, *means, q50, q90, sums["current"][k, ci] / n))
     out = pd.DataFrame(
         rows,
         columns=[
@@ -668,11 +685,8 @@ def _distinct_components(
     if not varying:
         first = np.zeros(1, dtype=np.int64)
         return [_take(c, first) for c in comps], np.zeros(len(comps[0].w), dtype=np.int64)
-    frame = pd.DataFrame({str(i): a for i, a in enumerate(varying.values())}, copy=False)
-    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
-    idx = np.asarray(first, dtype=np.int64)
-    return [_take(c, idx) for c in comps], np.asarray(inverse, dtype=np.int64).ravel()
+    inverse, first = distinct_rows(list(varying.values()))
+    return [_take(c, first) for c in comps], inverse
 
 
 def _take(c: Any, idx: npt.NDArray[np.int64]) -> Any:
