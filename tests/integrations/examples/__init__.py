@@ -1,0 +1,1 @@
+"""README examples run by the tests, and the helpers those framework tests share."""
