@@ -121,7 +121,7 @@ def _point(n: int, params: ModelParameters) -> tuple[dict[str, float], dict[str,
         t,
         "recommend",
         lambda: recommend.recommend(
-            flows, services, params, authorization_servers=ases, deploy=dep, draws=0
+            flows, services, params, authorization_servers=ases, deploy=dep, draws=0, context=ctx
         ),
     )
     sizes = {

@@ -224,3 +224,19 @@ def test_every_recommendation_has_reasons_on_generated_inventory() -> None:
     assert (r["reasons"].astype(str).str.len() > 0).all()
     bearer = r[r["recommended"].astype(str) == "bearer"]
     assert (bearer["compensating_controls"].astype(str).str.len() > 0).all()
+
+
+def test_a_callers_context_gives_the_same_recommendations() -> None:
+    """``context=`` only saves work: the frame is the same as without it, also with draws
+    (whose other parameters cannot reuse the context), and a context of other flows is
+    refused."""
+    from tokenlib.analysis.models import FlowContext
+
+    f, s = random_inventory(300, seed=4)
+    ctx = FlowContext.build(f, s, P0)
+    for draws in (0, 3):
+        plain = recommend(f, s, P0, draws=draws, seed=2)
+        reused = recommend(f, s, P0, draws=draws, seed=2, context=ctx)
+        pd.testing.assert_frame_equal(plain, reused)
+    with pytest.raises(ValueError, match="context describes 300 flows"):
+        recommend(f.iloc[:10], s, P0, draws=0, context=ctx)

@@ -517,36 +517,54 @@ def blast_radius(
     rs_cat = pd.Categorical.from_codes(rcodes, categories=pd.Index(runiq))
     cache = _Cache(ctx, view)
     win_h = cache.window_given_replay() / 3600.0
-    parts = []
+    names = ("n_reachable", "br_direct", "br_lateral", "br_total", "br_rt", "br_time_weighted")
+    cols: dict[str, list[npt.NDArray[Any]]] = {c: [] for c in ("applied", *names)}
     for m in labels:
         mech = _mech_codes(ctx, m)
         terms = _Terms(cache, mech)
         n_reach, direct, total = _flow_blast(g, pos, keys, terms)
         direct, total = direct * scale, total * scale
-        br_rt = _rt_use(cache, mech) * union_v
-        parts.append(
-            pd.DataFrame(
-                {
-                    "flow_id": flow_cat,
-                    "client_id": client_cat,
-                    "resource_server": rs_cat,
-                    "mechanism": pd.Categorical.from_codes(
-                        np.full(ctx.n, all_labels.index(m)), categories=all_labels
-                    ),
-                    "applied_mechanism": pd.Categorical.from_codes(mech, categories=_MECH_IDS),
-                    "view": pd.Categorical.from_codes(
-                        np.full(ctx.n, VIEWS.index(view)), categories=list(VIEWS)
-                    ),
-                    "n_reachable": np.rint(n_reach).astype(np.int64),
-                    "br_direct": direct,
-                    "br_lateral": total - direct,
-                    "br_total": total,
-                    "br_rt": br_rt,
-                    "br_time_weighted": total * win_h,
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True)
+        for name, value in zip(
+            ("applied", *names),
+            (
+                np.asarray(mech, dtype=np.int8),
+                np.rint(n_reach).astype(np.int64),
+                direct,
+                total - direct,
+                total,
+                _rt_use(cache, mech) * union_v,
+                total * win_h,
+            ),
+            strict=True,
+        ):
+            cols[name].append(value)
+    k, n = len(labels), ctx.n
+
+    def tiled(cat: pd.Categorical) -> pd.Categorical:
+        return pd.Categorical.from_codes(np.tile(cat.codes, k), categories=cat.categories)
+
+    def joined(name: str) -> npt.NDArray[Any]:
+        return np.concatenate(cols[name]) if k else np.zeros(0)
+
+    # one frame from the joined columns (concatenating k frames copied 4M rows twice)
+    data: dict[str, Any] = {
+        "flow_id": tiled(flow_cat),
+        "client_id": tiled(client_cat),
+        "resource_server": tiled(rs_cat),
+        "mechanism": pd.Categorical.from_codes(
+            np.repeat(np.array([all_labels.index(m) for m in labels], dtype=np.int8), n),
+            categories=all_labels,
+        ),
+        "applied_mechanism": pd.Categorical.from_codes(
+            joined("applied").astype(np.int8), categories=_MECH_IDS
+        ),
+        "view": pd.Categorical.from_codes(
+            np.full(k * n, VIEWS.index(view), dtype=np.int8), categories=list(VIEWS)
+        ),
+    }
+    for name in names:
+        data[name] = joined(name).astype(np.int64) if name == "n_reachable" else joined(name)
+    return pd.DataFrame(data, copy=False)
 
 
 def integrator_blast(

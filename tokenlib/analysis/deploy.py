@@ -385,16 +385,19 @@ def deployability(
         )
     k = len(parts)
     data: dict[str, object] = {
-        "flow_id": pd.Categorical.from_codes(np.tile(fcodes, k), categories=pd.Index(funiq)),
+        "flow_id": pd.Categorical.from_codes(
+            np.tile(fcodes.astype(np.int32), k), categories=pd.Index(funiq)
+        ),
         "mechanism": pd.Categorical.from_codes(
-            np.repeat(np.asarray([FAMILIES.index(f) for f in fams], dtype=np.int64), n),
+            np.repeat(np.asarray([FAMILIES.index(f) for f in fams], dtype=np.int8), n),
             categories=list(FAMILIES),
         ),
     }
     for name in parts[0] if parts else ():
         if name != "blocked_mask":
             data[name] = np.concatenate([np.asarray(pt[name]) for pt in parts])
-    out = pd.DataFrame(data)
+    # copy=False: the concatenated columns are fresh, consolidating them would copy 4M rows again
+    out = pd.DataFrame(data, copy=False)
     if k:
         out["blocked_by"] = _blocked_by(np.concatenate([pt["blocked_mask"] for pt in parts]))
         out["reasons"] = reason_text(out["reason_bits"].to_numpy())

@@ -170,7 +170,7 @@ def _capability_frames(
     """Every RS verifies mTLS and DPoP, every AS issues both (and binds refresh tokens), every
     terminating hop forwards the certificate (RFC 9440) and certificates are managed. Only the
     candidates' own family reads each change, so one frame set scores all three."""
-    f = flows.copy()
+    f = flows.copy(deep=False)  # only two columns change; they are replaced, not written into
     codes, uniq = str_codes(flows["path"])
     fixed = np.array(
         [_TERMINATE.sub(":terminate_forward_cert", str(u)) for u in uniq], dtype=object
@@ -180,8 +180,8 @@ def _capability_frames(
     none = is_in(cm, "none")
     if none.any():
         if isinstance(cm.dtype, pd.CategoricalDtype) and "automated_pki" not in cm.cat.categories:
-            f["cert_management"] = cm.cat.add_categories(["automated_pki"])
-        f.loc[none, "cert_management"] = "automated_pki"
+            cm = cm.cat.add_categories(["automated_pki"])
+        f["cert_management"] = cm.mask(pd.Series(none, index=cm.index), "automated_pki")
     s = services.copy()
     s["supports_mtls"] = True
     s["supports_dpop"] = True
@@ -207,16 +207,25 @@ class _Inputs:
     bound: npt.NDArray[np.int64]
     #: index into ``MECHANISMS`` of each flow's mechanism today (bearer flows: 0)
     current_code: npt.NDArray[np.int64]
+    #: the caller's context of ``flows`` (its parameters' exposures are reused), if any
+    context: FlowContext | None
 
 
-def _inputs(flows: pd.DataFrame, services: pd.DataFrame, ases: pd.DataFrame) -> _Inputs:
+def _inputs(
+    flows: pd.DataFrame,
+    services: pd.DataFrame,
+    ases: pd.DataFrame,
+    context: FlowContext | None,
+) -> _Inputs:
     bound = np.flatnonzero(~is_in(flows["binding"], "bearer"))
     current = np.zeros(len(flows), dtype=np.int64)
-    if len(bound):  # today's mechanism needs no parameters: read it off the bound flows only
+    if context is not None:
+        current = np.asarray(context.current_code, dtype=np.int64)
+    elif len(bound):  # today's mechanism needs no parameters: read it off the bound flows only
         sub = FlowContext.build(flows.iloc[bound], services, authorization_servers=ases)
         current[bound] = sub.current_code
     cf = _capability_frames(flows, services, ases)
-    return _Inputs(flows, services, ases, cf, bound, current)
+    return _Inputs(flows, services, ases, cf, bound, current, context)
 
 
 def _exposures(inp: _Inputs, p: ModelParameters) -> FloatArray:
@@ -230,9 +239,12 @@ def _exposures(inp: _Inputs, p: ModelParameters) -> FloatArray:
     for j, m in enumerate(CANDIDATES[1:], start=1):
         out[:, j] = arrays[m]
     if len(inp.bound):
-        sub = inp.flows.iloc[inp.bound]
-        cb = FlowContext.build(sub, inp.services, p, authorization_servers=inp.ases)
-        out[inp.bound, 0] = _usable(cb, [])["current"]
+        if inp.context is not None and inp.context.params == p:
+            out[inp.bound, 0] = _usable(inp.context, [])["current"][inp.bound]
+        else:
+            sub = inp.flows.iloc[inp.bound]
+            cb = FlowContext.build(sub, inp.services, p, authorization_servers=inp.ases)
+            out[inp.bound, 0] = _usable(cb, [])["current"]
     return out
 
 
@@ -248,7 +260,7 @@ def candidate_exposures(
     (after the RS, AS, hop and certificate changes the candidate needs)."""
     p = params or ModelParameters.from_reference()
     ases = resolve_authorization_servers(flows, authorization_servers)
-    e = _exposures(_inputs(flows, services, ases), p)
+    e = _exposures(_inputs(flows, services, ases, None), p)
     data: dict[str, Any] = {"flow_id": np.asarray(as_str(flows["flow_id"]))}
     for j, c in enumerate(CANDIDATES):
         data[f"exposure_{c}"] = e[:, j]
@@ -709,6 +721,7 @@ def recommend(
     draws: int = DEFAULT_DRAWS,
     seed: int = 0,
     parameter_draws: Sequence[ModelParameters] | None = None,
+    context: FlowContext | None = None,
 ) -> pd.DataFrame:
     """One recommendation per flow, derived from the exposure model (module docstring).
 
@@ -725,14 +738,26 @@ def recommend(
     exposure each candidate would remove (negative when worse than today). With robustness
     draws, cached on disk when ``TOKENLIB_CACHE_DIR`` is set
     (:mod:`tokenlib.analysis._diskcache`); without them it is cheaper to recompute.
+    ``context``: the :class:`FlowContext` of these flows the caller already built (the
+    ``context=`` keyword of the model functions); today's exposures under ``params`` are then
+    read from it instead of being recomputed.
     """
     p = params or ModelParameters.from_reference()
     pds = None if parameter_draws is None else list(parameter_draws)
+    if context is not None and context.n != len(flows):
+        raise ValueError(f"context describes {context.n} flows, flows has {len(flows)}")
+
+    def run() -> pd.DataFrame:
+        return _recommend(
+            flows, services, p, authorization_servers, deploy, draws, seed, pds, context
+        )
+
     if not pds and (pds is not None or draws <= 0):
-        return _recommend(flows, services, p, authorization_servers, deploy, draws, seed, pds)
+        return run()
+    # the context is derived from the other key parts, so it does not enter the key
     return cached(
         "recommend",
-        lambda: _recommend(flows, services, p, authorization_servers, deploy, draws, seed, pds),
+        run,
         key_parts=(flows, services, p, authorization_servers, deploy, draws, seed, pds),
     )
 
@@ -746,6 +771,7 @@ def _recommend(
     draws: int,
     seed: int,
     parameter_draws: Sequence[ModelParameters] | None,
+    context: FlowContext | None = None,
 ) -> pd.DataFrame:
     ases = resolve_authorization_servers(flows, authorization_servers)
     n = len(flows)
@@ -765,7 +791,7 @@ def _recommend(
     p_dep = np.column_stack(
         [np.ones(n), dcol("mtls", "p_deploy"), dcol("dpop", "p_deploy"), dcol("dpop", "p_deploy")]
     )
-    inp = _inputs(flows, services, ases)
+    inp = _inputs(flows, services, ases, context)
     cm = _cost_model(flows, services, fam_rows)
     life = flows["access_token_lifetime_s"].to_numpy(dtype=float)
     e = _exposures(inp, p)

@@ -161,12 +161,18 @@ def replay_windows(
     enforce = np.empty(k * n, dtype=bool)
     ttu = TimeToUse.from_params(ctx.params)
     small, inverse = ctx.distinct()
+    weights: dict[str, FloatArray] = {}  # per scenario, per mechanism: computed once
+    enforced: dict[str, npt.NDArray[np.bool_]] = {}
     for i, (m, s) in enumerate(cells):
         comps, inner = _distinct_components(components(small, m, s, view))
         index = inner[inverse]
         mean, ppos = mixture_mean(comps), mixture_p_positive(comps)
         rows = slice(i * n, (i + 1) * n)
-        cols["weight"][rows] = scenario_weight(small, s)[inverse]
+        if s.id not in weights:
+            weights[s.id] = np.asarray(scenario_weight(small, s), dtype=float)[inverse]
+        if m.id not in enforced:
+            enforced[m.id] = np.asarray(small.enforcement(m, view) > 0)[inverse]
+        cols["weight"][rows] = weights[s.id]
         cols["p_replay"][rows] = ppos[index]
         cols["expected_window_s"][rows] = mean[index]
         cond = np.divide(mean, ppos, out=np.zeros(len(mean)), where=ppos > 0)
@@ -179,7 +185,7 @@ def replay_windows(
         else:
             cols["p50_s"][rows] = np.nan
             cols["p90_s"][rows] = np.nan
-        enforce[rows] = (small.enforcement(m, view) > 0)[inverse]
+        enforce[rows] = enforced[m.id]
     fcodes, fids = ctx.flow_codes, ctx.flow_ids
     pcodes, puniq = str_codes(ctx.client_path)
     m_codes = np.repeat(np.array([_MECH_IDS.index(m.id) for m, _ in cells], np.int8), n)
