@@ -238,3 +238,133 @@ def test_generate_reports_unwritable_out_in_one_line(
     err = capsys.readouterr().err
     assert err.startswith("error: cannot write the inventory to")
     assert len(err.strip().splitlines()) == 1
+
+
+# --- inventory import / generate --json (issue 10) -------------------------------------------
+
+SAMPLES = Path(__file__).resolve().parent / "importers" / "samples"
+
+
+def test_generate_json_and_synthetic_provenance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "inv"
+    assert _run(["inventory", "generate", "--flows", "120", "--out", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["synthetic"] is True
+    assert data["n_flows"] == 120
+    assert set(data["files"]) == {"flows", "services", "authorization_servers", "provenance"}
+    assert Path(data["files"]["provenance"]) == out / "provenance.csv"
+    text = (out / "provenance.csv").read_text(encoding="utf-8")
+    assert text.count(",synthetic,") == 3
+    from tokenlib.analysis.inventory import load_inventory
+    from tokenlib.analysis.provenance import summarise_provenance
+
+    assert summarise_provenance(load_inventory(out / "flows.csv")).synthetic
+
+
+def test_import_writes_inventory_and_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "inv"
+    overlay = tmp_path / "overlay.csv"
+    overlay.write_text(
+        "table,match,column,value,note\nflows,*,path,api_gateway:terminate,all via the gateway\n",
+        encoding="utf-8",
+    )
+    argv = [
+        "inventory",
+        "import",
+        "keycloak",
+        str(SAMPLES / "keycloak" / "examples-realm.json"),
+        "--out",
+        str(out),
+        "--overlay",
+        str(overlay),
+    ]
+    assert _run(argv) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("wrote 4 flows (4 clients)")
+    assert "provenance (provenance.csv):" in text
+    assert "declared" in text
+    for name in (
+        "flows.csv",
+        "services.csv",
+        "authorization_servers.csv",
+        "provenance.csv",
+        "conflicts.csv",
+    ):
+        assert (out / name).is_file(), name
+    assert _run(["inventory", "validate", str(out / "flows.csv")]) == 0
+    capsys.readouterr()
+    assert _run([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is True
+    assert data["n_flows"] == 4
+    assert data["by_client_kind"] == {"browser_spa": 1, "web_backend": 3}
+    assert data["provenance"]["shares"]["declared"] > 0
+    assert data["findings_by_kind"]["skipped_client"] == 6
+    assert data["conflicts"] == []
+    assert set(data["written"]) == {
+        "flows.csv",
+        "services.csv",
+        "authorization_servers.csv",
+        "provenance.csv",
+        "conflicts.csv",
+    }
+
+
+def test_import_json_lists_conflicts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    overlay = tmp_path / "overlay.csv"
+    overlay.write_text(
+        "match,column,value\nclient:s6BhdRkqt3,client_type,public\n", encoding="utf-8"
+    )
+    argv = [
+        "inventory",
+        "import",
+        "rfc7591",
+        str(SAMPLES / "rfc7591" / "rfc7591-3.2.1-response.json"),
+        "--out",
+        str(tmp_path / "inv"),
+        "--overlay",
+        str(overlay),
+        "--as-id",
+        "dcr",
+    ]
+    assert _run([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    (conflict,) = data["conflicts"]
+    assert (conflict["column"], conflict["values"]) == ("client_type", "confidential | public")
+    text = (tmp_path / "inv" / "conflicts.csv").read_text(encoding="utf-8")
+    assert "conflict,flows,s6BhdRkqt3@dcr:unknown-api,client_type" in text
+    assert _run(argv) == 0
+    assert "warning: 1 conflicting value(s)" in capsys.readouterr().out
+
+
+def test_import_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{", encoding="utf-8")
+    out = tmp_path / "inv"
+    assert _run(["inventory", "import", "okta", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: 1 problem in")
+    assert str(bad) in err
+    assert "[json]" in err
+    assert not out.exists()
+    assert _run(["inventory", "import", "okta", str(bad), "--out", str(out), "--json"]) == 2
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is False
+    assert data["problems"][0]["code"] == "json"
+    # A tenant export with no OAuth client flow: nothing to write.
+    only = SAMPLES / "entra" / "application-get.json"
+    assert _run(["inventory", "import", "entra", str(only), "--out", str(out)]) == 2
+    assert "no OAuth client flows" in capsys.readouterr().err
+    assert not out.exists()
+    # --out must be a folder.
+    target = tmp_path / "flows.csv"
+    argv = ["inventory", "import", "entra", str(only), "--out", str(target)]
+    assert _run(argv) == 2
+    assert "must be a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        _run(["inventory", "import", "pingfederate", str(only), "--out", str(out)])
+    assert info.value.code == 2

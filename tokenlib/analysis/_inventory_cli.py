@@ -1,8 +1,8 @@
-"""``tokenlib inventory ...`` subcommands: generate, validate, summary, bundle.
+"""``tokenlib inventory ...`` subcommands: generate, import, validate, summary, bundle.
 
 ``register(subparsers)`` adds them to an existing argparse parser (the ``tokenlib`` console
 script); ``main(argv)`` runs them standalone (``python -m tokenlib.analysis.inventory``).
-Exit codes: 0 success / valid, 1 invalid inventory, 2 usage or file error.
+Exit codes: 0 success / valid, 1 invalid inventory, 2 usage or input error.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from tokenlib.analysis.inventory import (
     table_bytes,
     write_inventory,
 )
+from tokenlib.analysis.provenance import PROVENANCE_FILE, synthetic_provenance, write_provenance
 
 __all__ = ["bundle_files", "main", "register"]
 
@@ -58,7 +59,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="generate, validate and summarise OAuth flow inventories",
         description="Generate, validate and summarise OAuth flow inventories (see data/README.md).",
     )
-    sub = inv.add_subparsers(dest="inventory_command", metavar="{generate,validate,summary,bundle}")
+    sub = inv.add_subparsers(
+        dest="inventory_command", metavar="{generate,import,validate,summary,bundle}"
+    )
     sub.required = True
 
     gen = sub.add_parser(
@@ -69,7 +72,34 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=DEFAULT_SEED)
     gen.add_argument("--out", type=Path, required=True, help="output directory")
     gen.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    gen.add_argument("--json", action="store_true", help="print what was written as JSON")
     gen.set_defaults(func=_cmd_generate)
+
+    from tokenlib.analysis.importers import SOURCES as IMPORT_SOURCES
+
+    imp = sub.add_parser(
+        "import",
+        help="build an inventory from identity-provider client registrations",
+        description=(
+            "Build an inventory from identity-provider exports (see data/IMPORTERS.md): "
+            "writes flows.csv, services.csv, authorization_servers.csv, provenance.csv and "
+            "conflicts.csv into --out. Exit 0 written, 2 bad input."
+        ),
+    )
+    imp.add_argument("source", choices=IMPORT_SOURCES, help="what the files are")
+    imp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="export JSON file(s)")
+    imp.add_argument("--out", type=Path, required=True, help="output directory")
+    imp.add_argument(
+        "--overlay",
+        type=Path,
+        default=None,
+        help="CSV/JSON of declared values (hops, key storage, ...)",
+    )
+    imp.add_argument(
+        "--as-id", default=None, help="authorization-server id to use (default from the export)"
+    )
+    imp.add_argument("--json", action="store_true", help="machine-readable summary and findings")
+    imp.set_defaults(func=_cmd_import)
 
     val = sub.add_parser("validate", help="validate an inventory file (exit 0 valid, 1 invalid)")
     val.add_argument("file", help="flows file (.csv, .csv.gz, .parquet) or 'default'")
@@ -98,9 +128,13 @@ def _print(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
+def _out_is_file(out: Path) -> bool:
+    return out.suffix.lower() in (".csv", ".parquet", ".gz") or out.is_file()
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    if out.suffix.lower() in (".csv", ".parquet", ".gz") or out.is_file():
+    if _out_is_file(out):
         sys.stderr.write(
             f"error: --out {out} must be a directory: flows.{args.format}, "
             f"services.{args.format} and authorization_servers.{args.format} are written "
@@ -110,14 +144,110 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     inv = generate_inventory(args.profile, args.flows, seed=args.seed)
     try:
         flows, services = write_inventory(inv, out, fmt=args.format)
+        prov = write_provenance(synthetic_provenance(inv.source), out / PROVENANCE_FILE)
     except OSError as exc:
         sys.stderr.write(f"error: cannot write the inventory to {out}: {exc.strerror or exc}\n")
         return 2
     servers = flows.with_name(f"authorization_servers.{args.format}")
+    if args.json:
+        payload = {
+            "source": inv.source,
+            "synthetic": True,
+            "n_flows": len(inv.flows),
+            "n_services": len(inv.services),
+            "n_authorization_servers": len(inv.authorization_servers),
+            "files": {
+                "flows": str(flows),
+                "services": str(services),
+                "authorization_servers": str(servers),
+                "provenance": str(prov),
+            },
+        }
+        _print(json.dumps(payload, indent=2))
+        return 0
     _print(
         f"wrote {len(inv.flows)} flows to {flows}, {len(inv.services)} services to {services} "
-        f"and {len(inv.authorization_servers)} authorization servers to {servers}"
+        f"and {len(inv.authorization_servers)} authorization servers to {servers} "
+        f"(synthetic: marked so in {prov.name})"
     )
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from tokenlib.analysis.importers import OUTPUT_FILES, import_files, write_import
+    from tokenlib.analysis.provenance import summarise_provenance
+
+    out = Path(args.out)
+    if _out_is_file(out):
+        sys.stderr.write(
+            f"error: --out {out} must be a directory: {', '.join(OUTPUT_FILES)} are written "
+            "into it\n"
+        )
+        return 2
+    try:
+        result = import_files(args.source, args.files, overlay=args.overlay, as_id=args.as_id)
+    except InventoryError as exc:
+        if args.json:
+            payload = {"ok": False, "problems": [asdict(p) for p in exc.problems]}
+            _print(json.dumps(payload, indent=2))
+        else:
+            sys.stderr.write(f"error: {exc}\n")
+        return 2
+    inv = result.inventory
+    if len(inv.flows) == 0:
+        skipped = sum(1 for f in result.findings if f.kind == "skipped_client")
+        message = (
+            f"no OAuth client flows found in {len(args.files)} {args.source} file(s) "
+            f"({skipped} client(s) skipped); nothing written"
+        )
+        if args.json:
+            payload = {"ok": False, "error": message, **result.to_dict()}
+            _print(json.dumps(payload, indent=2))
+        else:
+            sys.stderr.write(f"error: {message}\n")
+        return 2
+    try:
+        written = write_import(result, out)
+    except OSError as exc:
+        sys.stderr.write(f"error: cannot write the inventory to {out}: {exc.strerror or exc}\n")
+        return 2
+    if args.json:
+        payload = {"ok": True, "out": str(out), **result.to_dict()}
+        payload["written"] = {name: str(path) for name, path in written.items()}
+        _print(json.dumps(payload, indent=2))
+        return 0
+    prov = summarise_provenance(inv, result.provenance)
+    kinds: dict[str, int] = {}
+    for f in result.findings:
+        kinds[f.kind] = kinds.get(f.kind, 0) + 1
+    lines = [
+        f"wrote {len(inv.flows)} flows ({inv.flows['client_id'].nunique()} clients), "
+        f"{len(inv.services)} services and {len(inv.authorization_servers)} authorization "
+        f"server(s) to {out}",
+        "bindings: "
+        + ", ".join(f"{k} {v}" for k, v in inv.flows["binding"].astype(str).value_counts().items()),
+        f"provenance ({PROVENANCE_FILE}): "
+        + ", ".join(
+            f"{100 * prov.share(s):.0f}% {s}"
+            for s in ("registered", "declared", "observed", "assumed")
+            if prov.counts.get(s)
+        ),
+    ]
+    if kinds:
+        lines.append(
+            "findings (conflicts.csv): " + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
+        )
+    if kinds.get("invalid_row"):
+        lines.append(
+            f"warning: {kinds['invalid_row']} row(s) failed validation and were left out; see "
+            "conflicts.csv (kind invalid_row)"
+        )
+    if kinds.get("conflict"):
+        lines.append(
+            f"warning: {kinds['conflict']} conflicting value(s) between sources; see "
+            "conflicts.csv (kind conflict)"
+        )
+    _print("\n".join(lines))
     return 0
 
 
@@ -211,12 +341,17 @@ def bundle_files(
         reference,
         n_authorization_servers=len(inv.authorization_servers),
     )
+    from tokenlib.analysis.importers._docs import render_importers_md
+
+    prov_frame = synthetic_provenance(inv.source)
     return {
         "flows.csv": table_bytes(inv.flows),
         "services.csv": table_bytes(inv.services),
         "authorization_servers.csv": table_bytes(inv.authorization_servers),
         "README.md": readme.encode("utf-8"),
         "datapackage.json": _docs.render_datapackage(prov, models).encode("utf-8"),
+        PROVENANCE_FILE: table_bytes(prov_frame),
+        "IMPORTERS.md": render_importers_md().encode("utf-8"),
     }
 
 
