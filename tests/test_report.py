@@ -652,3 +652,32 @@ def test_killed_build_leaves_no_kernel_and_no_temp_folder(
         report.clean_stale_builds(out)  # what the next run does first
         assert not list(tmp_path.glob(".reports.tmp-*")), "the next run removes it"
     assert not out.exists()
+
+
+def test_banner_reads_the_provenance_an_import_or_generator_wrote(tmp_path: Path) -> None:
+    """An imported inventory's banner gives its shares by source from provenance.csv; a folder
+    written by ``inventory generate`` is called synthetic even under a user's file name."""
+    from tokenlib.analysis import generate_inventory, write_inventory
+    from tokenlib.analysis.provenance import synthetic_provenance, write_provenance
+
+    inv = generate_inventory("saas", 100, seed=3)
+    gen = tmp_path / "gen"
+    write_inventory(inv, gen)
+    write_provenance(synthetic_provenance("generated:saas:n=100:seed=3:v2"), gen / "provenance.csv")
+    banner = report.inspect_inventory(str(gen / "flows.csv"))[1]
+    assert banner.kind == "synthetic"
+    assert banner.seed == "3"
+    assert "not observed in any organisation" in banner.sentence()
+
+    imp = tmp_path / "imp"
+    write_inventory(inv, imp)
+    (imp / "provenance.csv").write_text(
+        "table,id,column,source,detail\nflows,*,*,assumed,\nflows,*,binding,registered,keycloak\n"
+    )
+    banner = report.inspect_inventory(str(imp / "flows.csv"))[1]
+    assert banner.kind == "imported"
+    shares = dict(banner.sources)
+    assert 0 < shares["registered"] < 1
+    assert banner.default_share is not None
+    assert abs(banner.default_share + shares["registered"] - 1.0) < 1e-9
+    assert "registered (from the identity provider)" in banner.sentence()

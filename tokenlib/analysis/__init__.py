@@ -29,6 +29,13 @@ _EXPORTS: dict[str, str] = {
     "path_features": "inventory",
     "summary": "inventory",
     "write_inventory": "inventory",
+    # importers (IdP client registrations) and the provenance of each value
+    "ImportResult": "importers",
+    "import_files": "importers",
+    "read_overlay": "importers",
+    "write_import": "importers",
+    "ProvenanceSummary": "provenance",
+    "summarise_provenance": "provenance",
     "load_reference": "reference",
     "Profile": "profiles",
     "ModelParameters": "params",

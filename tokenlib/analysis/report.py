@@ -117,6 +117,13 @@ class NotebookPage:
     figures: tuple[str, ...] = ()
 
 
+_SOURCE_WORDS = {
+    "registered": "registered (from the identity provider)",
+    "observed": "observed (in access logs)",
+    "declared": "declared (your overlay)",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Provenance:
     """What the inventory behind a report is, as a reader may see it (never an absolute path).
@@ -137,6 +144,9 @@ class Provenance:
     date: str | None = None
     default_share: float | None = None
     notes: tuple[str, ...] = ()
+    #: share of the cells by source (registered, observed, declared, assumed) when the
+    #: inventory has a provenance table (written by ``tokenlib inventory import``)
+    sources: tuple[tuple[str, float], ...] = ()
 
     def sentence(self) -> str:
         """One plain sentence for the banner."""
@@ -153,8 +163,13 @@ class Provenance:
                 )
                 if x
             )
+            what = (
+                "Bundled synthetic inventory"
+                if self.name == "bundled synthetic inventory"
+                else f"Synthetic inventory {self.name} (tokenlib inventory generate)"
+            )
             return (
-                f"Bundled synthetic inventory ({how}; {counts}): generated for illustration, "
+                f"{what} ({how}; {counts}): generated for illustration, "
                 "not observed in any organisation."
             )
         parts = [f"Imported inventory {self.name}"]
@@ -162,6 +177,11 @@ class Provenance:
             parts.append(f"file dated {self.date}")
         parts.append(counts)
         text = ", ".join(parts)
+        stated = [(src, x) for src, x in self.sources if src != "assumed" and x > 0]
+        if stated:
+            text += "; values " + ", ".join(
+                f"{_share(x)} {_SOURCE_WORDS.get(src, src)}" for src, x in stated
+            )
         if self.default_share is not None:
             text += (
                 f"; {_share(self.default_share)} of its values are documented defaults "
@@ -330,6 +350,9 @@ def inspect_inventory(source: str) -> tuple[str, Provenance]:
             notes.append("resource servers derived from the flows (no services file)")
         if rep is not None and rep.authorization_servers_derived:
             notes.append("authorization servers derived from the flows")
+        summary = _provenance_summary(inv, path)
+        if summary is not None and summary.synthetic:
+            return str(path.resolve()), _generated(inv, path, summary, n_servers)
         prov = Provenance(
             kind="imported",
             name=path.name,
@@ -337,12 +360,51 @@ def inspect_inventory(source: str) -> tuple[str, Provenance]:
             services=len(inv.services),
             authorization_servers=n_servers,
             date=date,
-            default_share=_default_share(rep) if rep is not None else None,
+            default_share=(
+                summary.assumed_share
+                if summary is not None
+                else (_default_share(rep) if rep is not None else None)
+            ),
             notes=tuple(notes),
+            sources=()
+            if summary is None
+            else tuple((src, summary.share(src)) for src in ("registered", "observed", "declared")),
         )
     if source != "default" and Path(source).exists():
         return str(Path(source).resolve()), prov
     return source, prov
+
+
+def _provenance_summary(inv: Any, path: Path) -> Any:
+    """The inventory's provenance table summarised, when one sits beside the flows file."""
+    from tokenlib.analysis import provenance
+
+    found = provenance.find_provenance(path)
+    if found is None:
+        return None
+    return provenance.summarise_provenance(inv, found)
+
+
+def _generated(inv: Any, path: Path, summary: Any, n_servers: int) -> Provenance:
+    """A user's file that ``tokenlib inventory generate`` wrote: synthetic, and said so."""
+    detail = ""
+    with contextlib.suppress(Exception):
+        from tokenlib.analysis import provenance
+
+        table = provenance.load_provenance(provenance.find_provenance(path) or path)
+        detail = str(table["detail"].iloc[0]) if len(table) else ""
+    fields = dict(part.split("=", 1) for part in detail.split(":") if "=" in part)
+    profile = detail.split(":")[1] if detail.startswith("generated:") else None
+    return Provenance(
+        kind="synthetic",
+        name=path.name,
+        flows=len(inv.flows),
+        services=len(inv.services),
+        authorization_servers=n_servers,
+        profile=profile,
+        seed=fields.get("seed"),
+        notes=(f"{summary.n_cells} cells, all generated",),
+    )
 
 
 def validate_inventory(source: str) -> str:
