@@ -119,6 +119,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     bun.add_argument("--seed", type=int, default=DEFAULT_SEED)
     bun.add_argument("--out", type=Path, default=None, help="data directory (default: data/)")
     bun.add_argument("--check", action="store_true", help="exit 1 if any file would change")
+    bun.add_argument("--json", action="store_true", help="the changed files as JSON")
     bun.set_defaults(func=_cmd_bundle)
     parser: argparse.ArgumentParser = inv
     return parser
@@ -363,18 +364,18 @@ def _cmd_bundle(args: argparse.Namespace) -> int:
         for name, data in files.items()
         if not (root / name).is_file() or (root / name).read_bytes() != data
     ]
-    if args.check:
+    if not args.check:
         for name in changed:
-            _print(f"would change: {root / name}")
+            atomic_write_bytes(root / name, files[name])
+    if getattr(args, "json", False):
+        key = "would_change" if args.check else "written"
+        print(json.dumps({"data_dir": str(root), key: sorted(changed)}, indent=2))
+    else:
+        for name in changed:
+            _print(f"would change: {root / name}" if args.check else f"wrote {root / name}")
         if not changed:
             _print(f"{root}: up to date")
-        return 1 if changed else 0
-    for name in changed:
-        atomic_write_bytes(root / name, files[name])
-        _print(f"wrote {root / name}")
-    if not changed:
-        _print(f"{root}: up to date")
-    return 0
+    return 1 if (args.check and changed) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

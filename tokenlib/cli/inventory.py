@@ -7,6 +7,8 @@ in ``tokenlib --help`` without importing anything.
 
 from __future__ import annotations
 
+import importlib
+
 from tokenlib.cli._output import CLIError, CLIParser, Subparsers
 
 __all__ = ["register"]
@@ -17,8 +19,8 @@ _HELP = "generate, validate and summarise OAuth flow inventories (analysis extra
 def register(sub: Subparsers[CLIParser], *, wanted: bool) -> None:
     """Add ``inventory`` (the real commands when ``wanted``, else a listed placeholder)."""
     if wanted:
-        try:
-            from tokenlib.analysis import _inventory_cli
+        try:  # import_module consults sys.modules first, as a plain import of a name does not
+            _inventory_cli = importlib.import_module("tokenlib.analysis._inventory_cli")
         except ImportError as exc:
             raise CLIError(
                 f"the inventory commands need the 'analysis' extra ({exc.name} missing)"
