@@ -1,4 +1,11 @@
-"""RedisReplayCache against a real redis-server: atomic, namespaced, fails closed, recovers."""
+"""RedisReplayCache against a real redis-server: atomic, namespaced, fails closed, recovers.
+
+Changed on purpose with the hardening of issue 11: keys carry a Redis Cluster hash tag
+(``P{bb}:j:<key>``), so tests ask ``cache.redis_key`` for names; a fresh Redis is declared
+new with ``cache.initialize()`` (otherwise its missing generation markers read as a state
+loss); and after a restart without persistence the old window is refused (503) instead of
+accepted again — see test_redis_state.py for that behaviour in full.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ KEY = hashlib.sha256(b"jti-1").hexdigest()
 @pytest.fixture
 def cache(redis_server: RedisServer) -> Any:
     with RedisReplayCache.from_url(redis_server.url) as c:
+        assert c.initialize() is True
         yield c
 
 
@@ -49,14 +57,14 @@ def test_ttl_covers_the_whole_window(
     cache: RedisReplayCache, raw: redis.Redis, window: float, expected_ms: int
 ) -> None:
     cache.check_and_store(KEY, expires_at=NOW + window, now=NOW)
-    pttl = int(raw.pttl(DEFAULT_PREFIX + KEY))
+    pttl = int(raw.pttl(cache.redis_key(KEY)))
     # PTTL counts down from the moment of SET; allow what the round trip took, never more.
     assert expected_ms - 1000 < pttl <= expected_ms
 
 
 def test_expired_window_still_stored_briefly(cache: RedisReplayCache, raw: redis.Redis) -> None:
     assert cache.check_and_store(KEY, expires_at=NOW - 10, now=NOW) is True
-    assert raw.pttl(DEFAULT_PREFIX + KEY) in (-2, 0, 1)
+    assert raw.pttl(cache.redis_key(KEY)) in (-2, 0, 1)
 
 
 def test_prefix_namespaces_keys(redis_server: RedisServer, raw: redis.Redis) -> None:
@@ -64,25 +72,37 @@ def test_prefix_namespaces_keys(redis_server: RedisServer, raw: redis.Redis) -> 
         RedisReplayCache.from_url(redis_server.url, prefix="api-a:") as a,
         RedisReplayCache.from_url(redis_server.url, prefix="api-b:") as b,
     ):
+        assert a.initialize() is True
+        assert b.initialize() is True
         assert a.check_and_store(KEY, expires_at=NOW + 60, now=NOW) is True
         assert b.check_and_store(KEY, expires_at=NOW + 60, now=NOW) is True
         assert a.check_and_store(KEY, expires_at=NOW + 60, now=NOW) is False
-    assert sorted(raw.keys("*")) == [b"api-a:" + KEY.encode(), b"api-b:" + KEY.encode()]
+        assert a.redis_key(KEY).startswith("api-a:{")
+        assert b.redis_key(KEY).startswith("api-b:{")
+    assert sorted(raw.keys("*:j:*")) == sorted(
+        [a.redis_key(KEY).encode(), b.redis_key(KEY).encode()]
+    )
 
 
 def test_long_keys_are_hashed(cache: RedisReplayCache, raw: redis.Redis) -> None:
     long_key = "x" * 5000
     assert cache.check_and_store(long_key, expires_at=NOW + 60, now=NOW) is True
     assert cache.check_and_store(long_key, expires_at=NOW + 60, now=NOW) is False
-    (stored,) = raw.keys("*")
-    assert stored == (DEFAULT_PREFIX + hashlib.sha256(long_key.encode()).hexdigest()).encode()
-    assert cache.redis_key("a" * 64) == DEFAULT_PREFIX + "a" * 64
+    (stored,) = raw.keys("*:j:*")
+    digest = hashlib.sha256(long_key.encode()).hexdigest()
+    assert stored.decode() == cache.redis_key(long_key)
+    assert stored.decode().startswith(DEFAULT_PREFIX)
+    assert stored.decode().endswith(":j:" + digest)
+    assert cache.redis_key("a" * 64).endswith(":j:" + "a" * 64)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"prefix": ""}, "prefix"),
+        ({"prefix": "api{x}:"}, "hash tag"),
+        ({"max_entries_per_owner": 0}, "max_entries_per_owner"),
+        ({"acceptance_window": 0}, "acceptance_window"),
         ({"socket_timeout": 0}, "timeouts"),
         ({"max_connections": 0}, "max_connections"),
     ],
@@ -107,6 +127,7 @@ def test_fails_closed_when_redis_is_down_and_recovers(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     with RedisReplayCache.from_url(redis_server.url) as cache:
+        assert cache.initialize() is True
         assert cache.check_and_store(KEY, expires_at=NOW + 60, now=NOW) is True
         redis_server.stop()
         with pytest.raises(ReplayStateUnavailable) as info:
@@ -122,20 +143,31 @@ def test_fails_closed_when_redis_is_down_and_recovers(
         assert f"127.0.0.1:{redis_server.port}" in str(err.details["server"])
         assert "ab" * 32 not in caplog.text
         assert cache.ping() is False
-        # Restarted without persistence: state is empty, and the same pool works again.
+        # Restarted without persistence: state is empty, and the same pool works again —
+        # but answers 503 for proofs whose window began before the loss (was: accepted).
         redis_server.start()
         assert cache.ping() is True
-        assert cache.check_and_store("ab" * 32, expires_at=NOW + 60, now=NOW) is True
-        assert cache.check_and_store("ab" * 32, expires_at=NOW + 60, now=NOW) is False
+        with pytest.raises(ReplayStateUnavailable) as lost:
+            cache.check_and_store(KEY, expires_at=NOW + 60, now=NOW)
+        assert lost.value.details["check"] == "replay_state_lost"
+        later = NOW + cache.acceptance_window
+        assert cache.check_and_store("ab" * 32, expires_at=later + 60, now=later) is True
+        assert cache.check_and_store("ab" * 32, expires_at=later + 60, now=later) is False
 
 
 def test_recovers_on_a_stale_pooled_connection(redis_server: RedisServer) -> None:
     with RedisReplayCache.from_url(redis_server.url) as cache:
+        assert cache.initialize() is True
         assert cache.check_and_store(KEY, expires_at=NOW + 60, now=NOW) is True
         redis_server.stop()
         redis_server.start()
-        # The pooled connection died with the old server; one retry reconnects.
-        assert cache.check_and_store(KEY, expires_at=NOW + 60, now=NOW) is True
+        # The pooled connection died with the old server; one retry reconnects (and the
+        # empty server is recognised as a state loss instead of accepting KEY again).
+        with pytest.raises(ReplayStateUnavailable) as lost:
+            cache.check_and_store(KEY, expires_at=NOW + 60, now=NOW)
+        assert lost.value.details["check"] == "replay_state_lost"
+        later = NOW + cache.acceptance_window
+        assert cache.check_and_store(KEY, expires_at=later + 60, now=later) is True
 
 
 def test_repr_and_errors_hold_no_password() -> None:
@@ -173,6 +205,9 @@ def _run_two(url: str | None) -> list[list[str]]:
     from tokenlib.jwk import generate_key
 
     key = generate_key("ES256")
+    if url:
+        with RedisReplayCache.from_url(url) as fresh:
+            assert fresh.initialize() is True
     proofs = [create_proof(key, "GET", URL, now=NOW) for _ in range(N_PROOFS)]
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)

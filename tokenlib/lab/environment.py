@@ -230,6 +230,7 @@ class LabEnvironment:
             self.redis_url = self.redis_process.url
             self.shared_cache = RedisReplayCache.from_url(self.redis_url, prefix="tokenlib-lab:")
             self._stack.callback(self.shared_cache.close)
+            self.shared_cache.initialize()  # a private, brand-new Redis: nothing was lost
 
         # Keys: alice's client-authentication and DPoP keys, mallory's DPoP key.
         self.keys = {
