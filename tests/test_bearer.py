@@ -548,7 +548,7 @@ def test_cache_hit_returns_the_verified_token(make_token: Callable[..., str], jw
     assert third.header["kid"] != "x"
     assert (cache.hits, cache.misses) == (2, 1)
     assert len(cache) == 1
-    stored = next(iter(cache._data))
+    stored = next(iter(cache._data._data))
     assert token not in repr(stored)  # keyed by digest, the token is not stored
 
 

@@ -942,7 +942,7 @@ def test_without_cache_a_proof_verifies_twice(proof: str) -> None:
         ("https://rs.example.com/%7Euser", "https://rs.example.com/~user"),
         ("https://rs.example.com", "https://rs.example.com/"),
         ("http://rs.example.com:80/a", "http://rs.example.com/a"),
-        ("https://xn--bcher-kva.example/a", "https://bücher.example/a"),
+        ("https://XN--bcher-kva.example/a", "https://xn--bcher-kva.example/a"),
         ("https://[::1]:8443/a", "https://[0:0:0:0:0:0:0:1]:8443/a"),
     ],
 )
@@ -1187,3 +1187,153 @@ def test_proof_result_is_a_normal_frozen_dataclass(proof: str) -> None:
     assert rebuilt == result
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.jti = "other"  # type: ignore[misc]
+
+
+# ------------------------------------------------------ issue 11: conformance negatives
+
+
+def test_rfc7519_s4_1_4_exp_in_the_past_is_refused(key: PrivateKey) -> None:
+    """RFC 7519 §4.1.4: a JWT must not be accepted on or after its exp (oauth4webapi and
+    the OpenID conformance suite refuse such proofs)."""
+    for exp in (NOW - 1, NOW):
+        with pytest.raises(InvalidDPoPProof) as info:
+            verify_proof(forge(key, claims={"exp": exp}), htm="GET", htu=HTU, now=NOW)
+        assert info.value.check == "exp"
+        assert info.value.details["rfc_section"] == "RFC 7519 §4.1.4"
+    assert verify_proof(forge(key, claims={"exp": NOW + 1}), htm="GET", htu=HTU, now=NOW)
+
+
+def test_rfc7519_s4_1_5_nbf_in_the_future_is_refused(key: PrivateKey) -> None:
+    """RFC 7519 §4.1.5: not before nbf; the policy's iat_future skew applies as for iat."""
+    policy = DPoPPolicy()
+    with pytest.raises(InvalidDPoPProof) as info:
+        verify_proof(
+            forge(key, claims={"nbf": NOW + policy.iat_future + 1}), htm="GET", htu=HTU, now=NOW
+        )
+    assert info.value.check == "nbf"
+    assert info.value.details["rfc_section"] == "RFC 7519 §4.1.5"
+    ok = forge(key, claims={"nbf": NOW + policy.iat_future})
+    assert verify_proof(ok, htm="GET", htu=HTU, now=NOW)
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf"])
+@pytest.mark.parametrize("value", [str(NOW + 60), None, True, [NOW], {"t": NOW}, 10**400])
+def test_rfc7519_s4_1_4_and_s4_1_5_exp_nbf_must_be_numbers(
+    key: PrivateKey, claim: str, value: Any
+) -> None:
+    raw = None
+    if value == 10**400:  # a JSON number no float can hold
+        raw = json.dumps({"jti": "j", "htm": "GET", "htu": HTU, "iat": NOW})[:-1] + (
+            f', "{claim}": {value}}}'
+        )
+    proof = forge(key, claims={claim: value}, raw_claims=raw)
+    with pytest.raises(InvalidDPoPProof) as info:
+        verify_proof(proof, htm="GET", htu=HTU, now=NOW)
+    assert info.value.check == claim
+    assert "not a number" in info.value.description
+
+
+@pytest.mark.parametrize("value", [None, 5, "", "has space", 'quote"', ["n"], True])
+def test_rfc9449_s8_1_nonce_must_be_nqchar_string_null_included(
+    key: PrivateKey, value: Any
+) -> None:
+    """RFC 9449 §8.1: nonce = 1*NQCHAR. ``"nonce": null`` used to count as "no nonce"
+    while ``"nonce": 5`` was refused; both are refused now, required or not."""
+    proof = forge(key, claims={"nonce": value})
+    with pytest.raises(InvalidDPoPProof) as info:
+        verify_proof(proof, htm="GET", htu=HTU, now=NOW)
+    assert info.value.check == "nonce"
+    with pytest.raises(InvalidDPoPProof):
+        verify_proof(proof, htm="GET", htu=HTU, nonce="n", now=NOW)
+
+
+def test_rfc9449_s4_2_null_ath_is_refused(key: PrivateKey) -> None:
+    with pytest.raises(InvalidDPoPProof) as info:
+        verify_proof(forge(key, claims={"ath": None}), htm="GET", htu=HTU, now=NOW)
+    assert info.value.check == "ath"
+
+
+def test_rfc7518_s3_3_create_proof_refuses_short_rsa_keys() -> None:
+    """RFC 7518 §3.3/§3.5: RSA keys of 2048 bits or more; create_proof used to sign with
+    a 1024-bit key when alg was left to its default."""
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505
+    for alg in (None, "PS256", "RS256"):
+        with pytest.raises(ValueError, match="2048"):
+            create_proof(weak, "GET", HTU, now=NOW, alg=alg)
+
+
+def test_create_proof_refuses_rsa_keys_verifiers_refuse() -> None:
+    e3 = rsa.generate_private_key(public_exponent=3, key_size=2048)
+    with pytest.raises(ValueError, match="65537"):
+        create_proof(e3, "GET", HTU, now=NOW)
+
+
+# ------------------------------------------------- issue 11: bounded RSA key parameters
+
+
+def _rsa_jwk_proof(n: int, e: int, *, alg: str = "RS256", signature: bytes = b"\x01" * 256) -> str:
+    size = max(1, (n.bit_length() + 7) // 8)
+    esize = max(1, (e.bit_length() + 7) // 8)
+    jwk = {"kty": "RSA", "n": b64(n.to_bytes(size, "big")), "e": b64(e.to_bytes(esize, "big"))}
+    head = enc({"typ": "dpop+jwt", "alg": alg, "jwk": jwk})
+    body = enc({"jti": "j", "htm": "GET", "htu": HTU, "iat": NOW})
+    return f"{head}.{body}.{b64(signature)}"
+
+
+def _no_signature_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tokenlib import _jws
+
+    def boom(*_: Any) -> bool:
+        raise AssertionError("signature work was done for a key that must be refused first")
+
+    monkeypatch.setattr(_jws, "verify_fitted", boom)
+
+
+@pytest.mark.parametrize(
+    ("bits", "e", "problem"),
+    [
+        (3072, 2**3071 + 1, "exponent"),  # issue 11: 60-83x an honest proof
+        (2048, 3, "exponent"),
+        (2048, 2**32 - 1, "exponent"),
+        (2048, 65539, "exponent"),
+        (8200, 65537, "at most"),
+        (2040, 65537, "at least"),
+    ],
+)
+def test_rsa_jwk_bounds_are_checked_before_signature_work(
+    monkeypatch: pytest.MonkeyPatch, bits: int, e: int, problem: str
+) -> None:
+    _no_signature_work(monkeypatch)
+    n = (1 << (bits - 1)) | 1
+    policy = DPoPPolicy(max_rsa_bits=8192, algorithms=("RS256",))
+    with pytest.raises(InvalidDPoPProof) as info:
+        verify_proof(_rsa_jwk_proof(n, e), htm="GET", htu=HTU, now=NOW, policy=policy)
+    assert info.value.check == "jwk"
+    assert problem in info.value.description
+
+
+def test_rsa_policy_bound_default_4096_checked_before_signature_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _no_signature_work(monkeypatch)
+    n = (1 << 4607) | 1  # 4608 bits: within the global 8192 bound, over the policy's
+    proof = _rsa_jwk_proof(n, 65537)
+    policy = DPoPPolicy(algorithms=("RS256",))
+    assert policy.max_rsa_bits == 4096
+    for _ in range(2):  # the second time from the parsed-header cache
+        with pytest.raises(InvalidDPoPProof) as info:
+            verify_proof(proof, htm="GET", htu=HTU, now=NOW, policy=policy)
+        assert info.value.details["rsa_bits"] == 4608
+        assert info.value.details["limit"] == 4096
+
+
+def test_rsa_4096_and_e_65537_are_accepted(keys: dict[str, PrivateKey]) -> None:
+    rsa_key = keys["RS256"]
+    assert verify_proof(create_proof(rsa_key, "GET", HTU, now=NOW, alg="RS256"), htm="GET",
+                        htu=HTU, now=NOW)  # fmt: skip
+
+
+@pytest.mark.parametrize("bits", [1024, 9000, "x", True])
+def test_policy_max_rsa_bits_is_bounded(bits: Any) -> None:
+    with pytest.raises(ValueError, match="max_rsa_bits"):
+        DPoPPolicy(max_rsa_bits=bits)

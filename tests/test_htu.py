@@ -40,9 +40,10 @@ from tokenlib.dpop import normalize_htu as exported
         ("https://rs.example.com?x", "https://rs.example.com/"),
         # path case and trailing slash are significant
         ("https://rs.example.com/API/", "https://rs.example.com/API/"),
-        # IDNA, IPv4, IPv6
-        ("https://Bücher.example/a", "https://xn--bcher-kva.example/a"),
-        ("https://b%C3%BCcher.example/a", "https://xn--bcher-kva.example/a"),
+        # A-labels (compared as lower-case ASCII), IPv4, IPv6
+        ("https://XN--BCHER-KVA.example/a", "https://xn--bcher-kva.example/a"),
+        ("https://xn--fa-hia.example/", "https://xn--fa-hia.example/"),
+        ("https://rs%2Eexample.com/a", "https://rs.example.com/a"),
         ("https://192.0.2.1:8443/a", "https://192.0.2.1:8443/a"),
         ("https://[2001:DB8:0:0:0:0:0:1]/a", "https://[2001:db8::1]/a"),
         ("https://[::1]:443/a", "https://[::1]/a"),
@@ -172,3 +173,34 @@ def test_arbitrary_text_is_normalised_or_refused_with_value_error(text: str) -> 
         except ValueError:
             continue
         assert normalize_htu(result) == result
+
+
+# ----------------------------------------- internationalised hosts (issue 11)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://faß.example/",
+        "https://Bücher.example/a",
+        "https://b%C3%BCcher.example/a",  # percent-encoded UTF-8 host
+        "https://fa%C3%9F.example/",
+        "https://ｅｘａｍｐｌｅ.com/",  # fullwidth: UTS #46 would map it, tokenlib refuses
+    ],
+)
+def test_non_ascii_hosts_are_refused_explicitly(url: str) -> None:
+    with pytest.raises(ValueError, match="A-label"):
+        normalize_htu(url)
+    with pytest.raises(ValueError, match="A-label"):
+        normalize_server_url(url)
+
+
+def test_what_httpx_sends_for_an_idn_host_is_accepted_and_not_the_idna2003_form() -> None:
+    """httpx (UTS #46 / IDNA 2008, like browsers) sends faß.example as xn--fa-hia; the
+    IDNA 2003 codec the core used to apply made it fass.example — another host."""
+    httpx = pytest.importorskip("httpx")
+    url = httpx.URL("https://faß.example/api?x=1")
+    assert url.raw_host == b"xn--fa-hia.example"
+    assert normalize_htu(str(url)) == "https://xn--fa-hia.example/api"
+    assert normalize_htu(str(url)) != normalize_htu("https://fass.example/api")
+    assert "faß.example".encode("idna") == b"fass.example"  # why the codec is not used

@@ -316,3 +316,22 @@ def test_load_private_key_refuses_short_rsa() -> None:
     )
     with pytest.raises(ValueError, match="2048"):
         load_private_key(pem)
+
+
+def test_check_rsa_key_bounds() -> None:
+    """Issue 11: signing and verifying keys share one set of RSA bounds."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from tokenlib.jwk import MAX_RSA_BITS, RSA_PUBLIC_EXPONENT, check_rsa_key_bounds
+
+    assert (MAX_RSA_BITS, RSA_PUBLIC_EXPONENT) == (8192, 65537)
+    check_rsa_key_bounds(generate_key("ES256"))  # not RSA: passes
+    check_rsa_key_bounds(generate_key("RS256"))
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505
+    with pytest.raises(ValueError, match="RFC 7518"):
+        check_rsa_key_bounds(weak)
+    with pytest.raises(ValueError, match="65537"):
+        check_rsa_key_bounds(rsa.generate_private_key(public_exponent=3, key_size=2048))
+    public = rsa.RSAPublicNumbers(65537, (1 << 8199) | 1).public_key()
+    with pytest.raises(ValueError, match="8192"):
+        check_rsa_key_bounds(public)

@@ -209,3 +209,33 @@ def test_str_subclass_kid_is_selected_but_not_memoised(mixed: JWKSet) -> None:
     assert mixed.select(Kid("ec"), "ES256") is mixed.select("ec", "ES256")
     assert all(type(kid) is not Kid for kid, _ in mixed._chosen)
     assert set(before) <= set(mixed._chosen)
+
+
+def test_rsa_keys_outside_the_bounds_are_skipped_before_use(keys: dict[str, PrivateKey]) -> None:
+    """Issue 11: RSA e = 65537 only and 2048-8192-bit moduli, checked on the encoded JWK."""
+    good = public_jwk(keys["RS256"])
+    big_e = {**good, "e": "AQAD"}  # 65539
+    huge_e = {**good, "e": "A" + "Q" * 400}
+    long_n = {**good, "n": "r" + "A" * 1400}
+    document = {
+        "keys": [
+            {**big_e, "kid": "e65539"},
+            {**huge_e, "kid": "huge-e"},
+            {**long_n, "kid": "long-n"},
+            {**good, "kid": "ok"},
+        ]
+    }
+    parsed = JWKSet.from_dict(document)
+    assert parsed.kids == ("ok",)
+    reasons = dict(parsed.skipped)
+    assert "65537" in str(reasons["e65539"])
+    assert "65537" in str(reasons["huge-e"])
+    assert "8192" in str(reasons["long-n"])
+
+
+def test_from_keys_refuses_rsa_keys_outside_the_bounds() -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    e3 = rsa.generate_private_key(public_exponent=3, key_size=2048).public_key()
+    with pytest.raises(ValueError, match="65537"):
+        JWKSet.from_keys(e3)

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tokenlib.dpop import create_proof, verify_proof
-from tokenlib.errors import ReplayDetected, ReplayStateUnavailable
+from tokenlib.errors import ReplayDetected, ReplayQuotaExceeded, ReplayStateUnavailable
 from tokenlib.jwk import PrivateKey
-from tokenlib.replay import MemoryReplayCache, ReplayCache
+from tokenlib.replay import (
+    DEFAULT_MAX_ENTRIES,
+    DEFAULT_MAX_PER_OWNER,
+    NO_REPLAY_CHECK,
+    AsyncReplayCache,
+    MemoryReplayCache,
+    NoReplayCheck,
+    ReplayCache,
+    is_async_replay_cache,
+)
 
 NOW = 1_700_000_000.0
 HTU = "https://rs.example.com/api"
@@ -99,6 +111,9 @@ def test_rewritten_keys_do_not_grow_the_heap() -> None:
         ({"max_entries": 0}, ValueError),
         ({"max_entries": True}, ValueError),
         ({"max_entries": 1.5}, ValueError),
+        ({"max_per_owner": 0}, ValueError),
+        ({"max_per_owner": True}, ValueError),
+        ({"max_per_owner": 2.0}, ValueError),
     ],
 )
 def test_bad_configuration(kwargs: dict[str, object], exc: type[Exception]) -> None:
@@ -154,3 +169,230 @@ def test_many_threads_presenting_the_same_proof_exactly_one_accepted(es256_key: 
         outcomes = list(pool.map(present, range(threads)))
     assert outcomes.count("accepted") == 1
     assert outcomes.count("replay") == threads - 1
+
+
+# ------------------------------------------------------------------ per-owner quotas
+
+
+def test_defaults_are_documented_values() -> None:
+    cache = MemoryReplayCache()
+    assert (cache.max_entries, cache.max_per_owner) == (DEFAULT_MAX_ENTRIES, DEFAULT_MAX_PER_OWNER)
+    assert "max_per_owner=5000" in repr(cache)
+
+
+def test_owner_over_quota_is_refused_with_retry_after_others_unaffected() -> None:
+    cache = MemoryReplayCache(max_entries=100, max_per_owner=3)
+    cache.check_and_store("a1", expires_at=NOW + 40.5, now=NOW, owner="attacker")
+    cache.check_and_store("a2", expires_at=NOW + 20.2, now=NOW, owner="attacker")
+    cache.check_and_store("a3", expires_at=NOW + 90, now=NOW, owner="attacker")
+    with pytest.raises(ReplayQuotaExceeded) as info:
+        cache.check_and_store("a4", expires_at=NOW + 90, now=NOW + 1, owner="attacker")
+    err = info.value
+    assert err.status_code == 429
+    # the owner's earliest entry expires at NOW + 20.2: 19.2 s from NOW + 1, rounded up
+    assert err.retry_after == 20
+    assert err.headers["Retry-After"] == "20"
+    assert err.check == "replay_quota"
+    assert err.details["quota"] == 3
+    assert len(cache) == 3  # nothing stored for the refused key
+    # another owner, and unowned entries, are unaffected
+    assert cache.check_and_store("b1", expires_at=NOW + 90, now=NOW + 1, owner="other") is True
+    assert cache.check_and_store("n1", expires_at=NOW + 90, now=NOW + 1) is True
+    # a replay of the owner's own key is still answered as a replay, not a quota error
+    assert cache.check_and_store("a1", expires_at=NOW + 90, now=NOW + 1, owner="attacker") is False
+    # once its earliest entry expires the owner has room again
+    assert cache.check_and_store("a4", expires_at=NOW + 90, now=NOW + 21, owner="attacker") is True
+    assert cache.owner_count("attacker", now=NOW + 21) == 3
+
+
+def test_quota_off_with_none() -> None:
+    cache = MemoryReplayCache(max_entries=10, max_per_owner=None)
+    for i in range(10):
+        assert cache.check_and_store(f"k{i}", expires_at=NOW + 9, now=NOW, owner="o") is True
+    with pytest.raises(ReplayStateUnavailable):
+        cache.check_and_store("k10", expires_at=NOW + 9, now=NOW, owner="o")
+
+
+def test_flood_by_one_owner_never_fills_the_store_for_others() -> None:
+    """Issue 11: one client with one valid token filled the default store (100,000
+    proofs) and every other client got 503. Bounded count: quota 50, store 1,000."""
+    cache = MemoryReplayCache(max_entries=1_000, max_per_owner=50)
+    accepted = refused = 0
+    for i in range(2_000):
+        try:
+            cache.check_and_store(f"x{i}", expires_at=NOW + 360, now=NOW, owner="attacker")
+            accepted += 1
+        except ReplayQuotaExceeded:
+            refused += 1
+    assert (accepted, refused) == (50, 1_950)
+    assert len(cache) == 50
+    for j in range(20):
+        assert cache.check_and_store(f"ok{j}", expires_at=NOW + 360, now=NOW, owner=f"c{j}")
+
+
+def test_owner_bookkeeping_is_bounded_across_many_owners() -> None:
+    """Every new key is a new owner (an attacker's fresh keys): once their entries
+    expire, nothing is kept per owner."""
+    cache = MemoryReplayCache(max_entries=100, max_per_owner=5)
+    for i in range(5_000):
+        t = NOW + i
+        cache.check_and_store(f"k{i}", expires_at=t + 10, now=t, owner=f"owner{i}")
+    assert len(cache) <= 100
+    assert len(cache._owners) <= 100
+    assert sum(len(h) for h in cache._owners.values()) <= 100
+
+
+def test_rewritten_key_by_another_owner_releases_the_first_owners_slot() -> None:
+    cache = MemoryReplayCache(max_entries=10, max_per_owner=1)
+    cache.check_and_store("k", expires_at=NOW + 5, now=NOW, owner="a")
+    assert cache.check_and_store("k", expires_at=NOW + 50, now=NOW + 6, owner="b") is True
+    assert cache.owner_count("a", now=NOW + 6) == 0
+    assert cache.check_and_store("k2", expires_at=NOW + 50, now=NOW + 6, owner="a") is True
+
+
+def test_owner_must_be_a_string() -> None:
+    with pytest.raises(TypeError, match="owner"):
+        MemoryReplayCache().check_and_store("k", expires_at=NOW, now=NOW, owner=5)  # type: ignore[arg-type]
+
+
+def test_concurrent_owner_quota_is_exact() -> None:
+    cache = MemoryReplayCache(max_entries=1_000, max_per_owner=10)
+    barrier = threading.Barrier(8)
+
+    def flood(worker: int) -> int:
+        barrier.wait()
+        ok = 0
+        for i in range(50):
+            try:
+                cache.check_and_store(f"{worker}-{i}", expires_at=NOW + 60, now=NOW, owner="o")
+                ok += 1
+            except ReplayQuotaExceeded:
+                pass
+        return ok
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert sum(pool.map(flood, range(8))) == 10
+
+
+def test_verify_proof_passes_the_proof_key_as_owner(es256_key: PrivateKey) -> None:
+    cache = MemoryReplayCache(max_entries=100, max_per_owner=2)
+    for _ in range(2):
+        verify_proof(create_proof(es256_key, "GET", HTU, now=NOW), htm="GET", htu=HTU, now=NOW,
+                     replay_cache=cache)  # fmt: skip
+    with pytest.raises(ReplayQuotaExceeded):
+        verify_proof(create_proof(es256_key, "GET", HTU, now=NOW), htm="GET", htu=HTU, now=NOW,
+                     replay_cache=cache)  # fmt: skip
+
+
+# ------------------------------------------------------- protocols and NO_REPLAY_CHECK
+
+
+class _AsyncCache:
+    async def check_and_store(
+        self, key: str, *, expires_at: float, now: float, owner: str | None = None
+    ) -> bool:
+        return True
+
+
+def test_async_protocol_and_detection() -> None:
+    assert isinstance(_AsyncCache(), AsyncReplayCache)
+    assert is_async_replay_cache(_AsyncCache())
+    assert not is_async_replay_cache(MemoryReplayCache())
+    assert not is_async_replay_cache(object())
+
+
+def test_no_replay_check_is_a_singleton_with_a_readable_repr() -> None:
+    import copy
+    import pickle
+
+    assert NoReplayCheck() is NO_REPLAY_CHECK
+    assert repr(NO_REPLAY_CHECK) == "NO_REPLAY_CHECK"
+    assert copy.deepcopy(NO_REPLAY_CHECK) is NO_REPLAY_CHECK
+    assert pickle.loads(pickle.dumps(NO_REPLAY_CHECK)) is NO_REPLAY_CHECK  # noqa: S301
+
+
+def test_verify_proof_replay_cache_meanings(es256_key: PrivateKey) -> None:
+    proof = create_proof(es256_key, "GET", HTU, now=NOW)
+    # omitted and NO_REPLAY_CHECK: a stateless check, the same proof passes twice
+    verify_proof(proof, htm="GET", htu=HTU, now=NOW)
+    verify_proof(proof, htm="GET", htu=HTU, now=NOW, replay_cache=NO_REPLAY_CHECK)
+    # None never silently means "off"
+    with pytest.raises(TypeError, match="NO_REPLAY_CHECK"):
+        verify_proof(proof, htm="GET", htu=HTU, now=NOW, replay_cache=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="synchronous"):
+        verify_proof(proof, htm="GET", htu=HTU, now=NOW, replay_cache=_AsyncCache())  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------- model-based property
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.integers(0, 39),  # key
+        st.sampled_from(["a", "b", "c", None]),  # owner
+        st.integers(0, 3),  # time step (never backwards)
+        st.integers(1, 8),  # ttl
+    ),
+    max_size=200,
+)
+
+
+@settings(max_examples=300)
+@given(
+    ops=_OPS,
+    max_entries=st.integers(1, 30),
+    quota=st.one_of(st.none(), st.integers(1, 6)),
+    sweep=st.sampled_from([0, 1, 4]),
+)
+def test_memory_cache_matches_a_reference_model(
+    ops: list[tuple[int, str | None, int, int]], max_entries: int, quota: int | None, sweep: int
+) -> None:
+    """Every answer (new, replay, quota with its Retry-After, full) equals that of a naive
+    model that scans all live entries, whatever the interleaving of owners and expiries
+    (``sweep`` varies how lazily expired entries are dropped, an internal detail)."""
+    cache = MemoryReplayCache(max_entries=max_entries, max_per_owner=quota)
+    cache._SWEEP_PER_CALL = sweep
+    model: dict[str, tuple[float, str | None]] = {}
+    now = NOW
+    for key_id, owner, step, ttl in ops:
+        now += step
+        key = f"k{key_id}"
+        expires_at = now + ttl
+        live = {k: v for k, v in model.items() if v[0] > now}
+        if key in live:
+            expected: object = False
+        elif (
+            quota is not None
+            and owner is not None
+            and (owned := sorted(e for e, o in live.values() if o == owner))
+            and len(owned) >= quota
+        ):
+            expected = ("quota", max(1, math.ceil(owned[0] - now)))
+        elif len(live) >= max_entries:
+            expected = "full"
+        else:
+            expected = True
+        try:
+            got: object = cache.check_and_store(key, expires_at=expires_at, now=now, owner=owner)
+        except ReplayQuotaExceeded as err:
+            got = ("quota", err.retry_after)
+        except ReplayStateUnavailable:
+            got = "full"
+        assert got == expected, (key, owner, now)
+        if expected is True:
+            model = dict(live)
+            model[key] = (expires_at, owner)
+        assert len(cache) <= max_entries
+
+
+def test_owner_whose_entries_all_expired_is_counted_again_from_its_next_entry() -> None:
+    """Regression: pruning an owner's emptied heap must not leave its next entry
+    untracked (which let it hold one proof over its quota per expiry cycle)."""
+    cache = MemoryReplayCache(max_entries=100, max_per_owner=1)
+    for i in range(20):  # expire first, so the per-call sweep does not reach k1
+        cache.check_and_store(f"other{i}", expires_at=NOW + 1, now=NOW)
+    cache.check_and_store("k1", expires_at=NOW + 5, now=NOW, owner="o")
+    assert cache.check_and_store("k2", expires_at=NOW + 50, now=NOW + 6, owner="o") is True
+    assert cache.owner_count("o", now=NOW + 6) == 1
+    with pytest.raises(ReplayQuotaExceeded):
+        cache.check_and_store("k3", expires_at=NOW + 50, now=NOW + 6, owner="o")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -18,13 +19,14 @@ from tokenlib.errors import (
     InvalidToken,
     MissingToken,
     ReplayDetected,
+    ReplayStateUnavailable,
     TokenError,
     UseDPoPNonce,
 )
 from tokenlib.jwk import PrivateKey, generate_key, jwk_thumbprint
 from tokenlib.jwks import JWKSet
 from tokenlib.nonce import NonceManager
-from tokenlib.replay import MemoryReplayCache
+from tokenlib.replay import DEFAULT_MAX_PER_OWNER, NO_REPLAY_CHECK, MemoryReplayCache
 from tokenlib.server import Grant, ResourceServer
 
 NOW = 1_700_000_000
@@ -776,3 +778,213 @@ def test_dpop_values_merged_with_a_comma_are_refused(
     with pytest.raises(InvalidDPoPProof) as info:
         rs.verify("GET", URL, [authorization, ("DPoP", proof + separator + proof)], now=NOW)
     assert info.value.check == "dpop_header"
+
+
+# ------------------------------------------------------------- averify and async stores
+
+
+class AsyncMemoryCache:
+    """An AsyncReplayCache over MemoryReplayCache that records what it was given."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.inner = MemoryReplayCache(**kw)
+        self.calls: list[dict[str, Any]] = []
+
+    async def check_and_store(
+        self, key: str, *, expires_at: float, now: float, owner: str | None = None
+    ) -> bool:
+        self.calls.append({"key": key, "expires_at": expires_at, "now": now, "owner": owner})
+        return self.inner.check_and_store(key, expires_at=expires_at, now=now, owner=owner)
+
+
+def test_averify_awaits_an_async_cache_and_passes_the_jkt_as_owner(
+    jwks: JWKSet, dpop_token: str, dpop_key: PrivateKey
+) -> None:
+    cache = AsyncMemoryCache()
+    rs = ResourceServer(issuer=ISSUER, audience=AUDIENCE, jwks=jwks, replay_cache=cache)
+    headers = dpop_headers(dpop_token, dpop_key)
+    grant = asyncio.run(rs.averify("GET", URL, headers, now=NOW))
+    assert grant.binding == "dpop"
+    assert [c["owner"] for c in cache.calls] == [jwk_thumbprint(dpop_key)]
+    assert cache.calls[0]["expires_at"] == NOW + 360
+    with pytest.raises(ReplayDetected) as info:
+        asyncio.run(rs.averify("GET", URL, headers, now=NOW + 1))
+    assert info.value.scheme == "DPoP"
+    assert "WWW-Authenticate" in info.value.headers
+
+
+def test_verify_with_an_async_cache_is_a_clear_type_error(
+    jwks: JWKSet, dpop_token: str, dpop_key: PrivateKey, make_token: Callable[..., str]
+) -> None:
+    rs = ResourceServer(
+        issuer=ISSUER, audience=AUDIENCE, jwks=jwks, replay_cache=AsyncMemoryCache()
+    )
+    with pytest.raises(TypeError, match="averify"):
+        rs.verify("GET", URL, dpop_headers(dpop_token, dpop_key), now=NOW)
+    # a bearer request needs no replay store, so it works either way
+    bearer = make_token()
+    assert rs.verify("GET", URL, {"Authorization": f"Bearer {bearer}"}, now=NOW).binding == "bearer"
+
+
+def test_averify_with_a_sync_cache_and_same_outcomes_as_verify(
+    rs: ResourceServer, dpop_token: str, dpop_key: PrivateKey, make_token: Callable[..., str]
+) -> None:
+    headers = dpop_headers(dpop_token, dpop_key)
+    grant = asyncio.run(rs.averify("GET", URL, headers, now=NOW))
+    assert grant.proof is not None
+    with pytest.raises(ReplayDetected):
+        rs.verify("GET", URL, headers, now=NOW)
+    # an error raised by the shared checks is the same from both entry points
+    bad = [("Authorization", f"DPoP {dpop_token}")]
+    errors = []
+    for call in (
+        lambda: rs.verify("GET", URL, bad, now=NOW),
+        lambda: asyncio.run(rs.averify("GET", URL, bad, now=NOW)),
+    ):
+        with pytest.raises(InvalidDPoPProof) as info:
+            call()
+        errors.append((info.value.check, info.value.status_code, info.value.www_authenticate))
+    assert errors[0] == errors[1]
+
+
+def test_failed_request_does_not_burn_the_proof(
+    rs: ResourceServer, dpop_key: PrivateKey, make_token: Callable[..., str]
+) -> None:
+    """The jti is recorded only after every other check (scope here) passed."""
+    token = make_token(jkt=jwk_thumbprint(dpop_key), scope="read")
+    headers = dpop_headers(token, dpop_key)
+    with pytest.raises(InsufficientScope):
+        rs.verify("GET", URL, headers, now=NOW, required_scopes=["write"])
+    assert rs.verify("GET", URL, headers, now=NOW, required_scopes=["read"]).scopes == {"read"}
+
+
+def test_no_replay_check_is_refused_by_a_server(jwks: JWKSet) -> None:
+    with pytest.raises(ValueError, match="always checks replays"):
+        ResourceServer(issuer=ISSUER, audience=AUDIENCE, jwks=jwks, replay_cache=NO_REPLAY_CHECK)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="check_and_store"):
+        ResourceServer(issuer=ISSUER, audience=AUDIENCE, jwks=jwks, replay_cache=object())  # type: ignore[arg-type]
+    default = ResourceServer(issuer=ISSUER, audience=AUDIENCE, jwks=jwks)
+    assert isinstance(default.replay_cache, MemoryReplayCache)
+    assert default.replay_cache.max_per_owner == DEFAULT_MAX_PER_OWNER
+
+
+# ------------------------------------------------------------- client_cert_thumbprint
+
+
+def test_client_cert_thumbprint_binds_like_the_certificate(
+    rs: ResourceServer, make_token: Callable[..., str], client_cert: Any, other_client_cert: Any
+) -> None:
+    token = make_token(x5t_s256=client_cert.thumbprint)
+    auth = {"Authorization": f"Bearer {token}"}
+    grant = rs.verify("GET", URL, auth, client_cert_thumbprint=client_cert.thumbprint, now=NOW)
+    assert (grant.binding, grant.cert_thumbprint) == ("mtls", client_cert.thumbprint)
+    grant = asyncio.run(
+        rs.averify("GET", URL, auth, client_cert_thumbprint=client_cert.thumbprint, now=NOW)
+    )
+    assert grant.cert_thumbprint == client_cert.thumbprint
+    with pytest.raises(InvalidToken) as info:
+        rs.verify("GET", URL, auth, client_cert_thumbprint=other_client_cert.thumbprint, now=NOW)
+    assert info.value.details["computed"] == other_client_cert.thumbprint
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "short", "A" * 44, "+" * 43, "A" * 42 + "B", "A" * 42 + "=", "\u00e9" * 43],
+)
+def test_rfc8705_s3_malformed_forwarded_thumbprint_is_refused(
+    rs: ResourceServer, make_token: Callable[..., str], client_cert: Any, value: str
+) -> None:
+    token = make_token(x5t_s256=client_cert.thumbprint)
+    with pytest.raises(InvalidRequest) as info:
+        rs.verify("GET", URL, {"Authorization": f"Bearer {token}"},
+                  client_cert_thumbprint=value, now=NOW)  # fmt: skip
+    assert info.value.check == "x5t#S256"
+
+
+def test_client_cert_and_thumbprint_are_mutually_exclusive(
+    rs: ResourceServer, make_token: Callable[..., str], client_cert: Any
+) -> None:
+    token = make_token(x5t_s256=client_cert.thumbprint)
+    with pytest.raises(ValueError, match="not both"):
+        rs.verify("GET", URL, {"Authorization": f"Bearer {token}"}, client_cert=client_cert.cert,
+                  client_cert_thumbprint=client_cert.thumbprint, now=NOW)  # fmt: skip
+    with pytest.raises(ValueError, match="not both"):
+        asyncio.run(rs.averify("GET", URL, {"Authorization": f"Bearer {token}"},
+                    client_cert=client_cert.cert, client_cert_thumbprint=client_cert.thumbprint,
+                    now=NOW))  # fmt: skip
+
+
+# ----------------------------------------------------------------------- flood (issue 11)
+
+
+def test_flood_from_one_key_is_refused_while_another_client_succeeds(
+    jwks: JWKSet, make_token: Callable[..., str], dpop_key: PrivateKey
+) -> None:
+    """Issue 11: one client holding one valid DPoP token filled the default replay store
+    with fresh proofs and every other DPoP client got 503. Bounded: store 400, quota 20,
+    150 attacker proofs."""
+    rs = ResourceServer(
+        issuer=ISSUER, audience=AUDIENCE, jwks=jwks,
+        replay_cache=MemoryReplayCache(max_entries=400, max_per_owner=20),
+    )  # fmt: skip
+    attacker_key = generate_key("ES256")
+    attacker_token = make_token(jkt=jwk_thumbprint(attacker_key))
+    outcomes: dict[int, int] = {}
+    retry_after: set[str] = set()
+    for _ in range(150):
+        try:
+            rs.verify("GET", URL, dpop_headers(attacker_token, attacker_key), now=NOW)
+            status = 200
+        except TokenError as err:
+            status = err.status_code
+            retry_after.add(err.headers.get("Retry-After", "missing"))
+        outcomes[status] = outcomes.get(status, 0) + 1
+    assert outcomes == {200: 20, 429: 130}
+    assert retry_after == {"360"}
+    victim_token = make_token(jkt=jwk_thumbprint(dpop_key))
+    for _ in range(20):
+        assert rs.verify("GET", URL, dpop_headers(victim_token, dpop_key), now=NOW).proof
+
+
+def test_default_store_sizes(jwks: JWKSet) -> None:
+    rs = ResourceServer(issuer=ISSUER, audience=AUDIENCE, jwks=jwks)
+    assert isinstance(rs.replay_cache, MemoryReplayCache)
+    assert (rs.replay_cache.max_entries, rs.replay_cache.max_per_owner) == (100_000, 5_000)
+
+
+def test_averify_fails_closed_when_the_async_store_cannot_answer(
+    jwks: JWKSet, dpop_token: str, dpop_key: PrivateKey
+) -> None:
+    class DownStore:
+        async def check_and_store(
+            self, key: str, *, expires_at: float, now: float, owner: str | None = None
+        ) -> bool:
+            raise ReplayStateUnavailable("the shared replay store is unreachable")
+
+    rs = ResourceServer(issuer=ISSUER, audience=AUDIENCE, jwks=jwks, replay_cache=DownStore())
+    with pytest.raises(ReplayStateUnavailable) as info:
+        asyncio.run(rs.averify("GET", URL, dpop_headers(dpop_token, dpop_key), now=NOW))
+    assert info.value.status_code == 503
+    assert info.value.headers["Retry-After"] == "1"
+
+
+@pytest.mark.slow
+def test_flood_against_the_default_store(
+    jwks: JWKSet, make_token: Callable[..., str], dpop_key: PrivateKey
+) -> None:
+    """The defaults themselves (no sizing by the test): one key gets its 5,000 proofs,
+    the next is refused with 429, another client is unaffected. Bounded: 5,001 + 10."""
+    rs = ResourceServer(issuer=ISSUER, audience=AUDIENCE, jwks=jwks)
+    attacker_key = generate_key("ES256")
+    token = make_token(jkt=jwk_thumbprint(attacker_key))
+    auth = ("Authorization", f"DPoP {token}")
+    for _ in range(DEFAULT_MAX_PER_OWNER):
+        proof = create_proof(attacker_key, "GET", URL, access_token=token, now=NOW)
+        rs.verify("GET", URL, [auth, ("DPoP", proof)], now=NOW)
+    proof = create_proof(attacker_key, "GET", URL, access_token=token, now=NOW)
+    with pytest.raises(TokenError) as info:
+        rs.verify("GET", URL, [auth, ("DPoP", proof)], now=NOW)
+    assert info.value.status_code == 429
+    victim = make_token(jkt=jwk_thumbprint(dpop_key))
+    for _ in range(10):
+        assert rs.verify("GET", URL, dpop_headers(victim, dpop_key), now=NOW).proof

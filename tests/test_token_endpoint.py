@@ -19,8 +19,10 @@ from tokenlib.errors import (
 from tokenlib.jwk import PrivateKey, generate_key, jwk_thumbprint
 from tokenlib.jwks import JWKSet
 from tokenlib.nonce import NonceManager
+from tokenlib.replay import NO_REPLAY_CHECK, MemoryReplayCache
 from tokenlib.server import ResourceServer
 from tokenlib.token_endpoint import (
+    TOKEN_ENDPOINT_MAX_PER_CLIENT,
     InvalidGrant,
     TokenEndpoint,
     check_refresh_token_binding,
@@ -303,3 +305,158 @@ def test_par_request_proof_then_token_request_with_same_key(key: PrivateKey) -> 
     assert token_endpoint.verify(proof_headers(key), dpop_jkt=bound, now=NOW).jkt == jkt
     with pytest.raises(InvalidGrant):
         token_endpoint.verify(proof_headers(generate_key("ES256")), dpop_jkt=bound, now=NOW)
+
+
+# -------------------------------------------------------------------- PAR (issue 11)
+
+
+PAR_URL = "https://as.example.com/par"
+
+
+def test_rfc9126_s2_3_dpop_jkt_mismatch_at_par_is_invalid_request(key: PrivateKey) -> None:
+    """RFC 9126 §2.3 / RFC 9449 §10.1: a PAR request carries no grant, so a proof whose
+    key differs from the dpop_jkt parameter is invalid_request (not invalid_grant)."""
+    par = TokenEndpoint(PAR_URL, endpoint="par")
+    with pytest.raises(InvalidRequest) as info:
+        par.verify(
+            proof_headers(key, url=PAR_URL), dpop_jkt=jwk_thumbprint(generate_key("ES256")), now=NOW
+        )
+    err = info.value
+    assert err.error == "invalid_request"
+    assert err.status_code == 400
+    assert err.check == "dpop_jkt"
+    assert "WWW-Authenticate" not in err.headers
+    assert err.json_body()["error"] == "invalid_request"
+    assert "RFC 9126 §2.3" in str(err.details["rfc"])
+
+
+def test_par_dpop_jkt_without_proof_binds_to_that_key(key: PrivateKey) -> None:
+    par = TokenEndpoint(PAR_URL, endpoint="par")
+    jkt = jwk_thumbprint(key)
+    result = par.verify({}, dpop_jkt=jkt, now=NOW)
+    assert (result.proof, result.jkt) == (None, jkt)
+    with pytest.raises(InvalidRequest):
+        par.verify({}, dpop_jkt="not a thumbprint", now=NOW)
+    with pytest.raises(ValueError, match="refresh"):
+        par.verify({}, refresh_token_jkt=jkt, now=NOW)
+    with pytest.raises(ValueError, match="endpoint"):
+        TokenEndpoint(PAR_URL, endpoint="authorize")  # type: ignore[arg-type]
+    assert "endpoint='par'" in repr(par)
+
+
+def test_token_endpoint_dpop_jkt_mismatch_stays_invalid_grant(key: PrivateKey) -> None:
+    endpoint = TokenEndpoint(TOKEN_URL)
+    with pytest.raises(InvalidGrant):
+        endpoint.verify(proof_headers(key), dpop_jkt=jwk_thumbprint(generate_key("ES256")), now=NOW)
+
+
+# --------------------------------------------- record after client authentication (issue 11)
+
+
+def test_check_records_nothing_and_record_after_auth(key: PrivateKey) -> None:
+    cache = MemoryReplayCache(max_entries=100, max_per_owner=10)
+    endpoint = TokenEndpoint(TOKEN_URL, replay_cache=cache)
+    headers = proof_headers(key)
+    checked = endpoint.check(headers, now=NOW)
+    assert checked.jkt == jwk_thumbprint(key)
+    assert len(cache) == 0
+    endpoint.check(headers, now=NOW)  # still not a replay: nothing was recorded
+    endpoint.record(checked, client_id="client-a", now=NOW)
+    assert cache.owner_count("client-a", now=NOW) == 1
+    with pytest.raises(ReplayDetected) as info:
+        endpoint.record(endpoint.check(headers, now=NOW), client_id="client-a", now=NOW)
+    assert info.value.status_code == 400  # rendered for a token endpoint
+    endpoint.record(endpoint.check({}, now=NOW), client_id="client-a", now=NOW)  # no proof
+    with pytest.raises(ValueError, match="client_id"):
+        endpoint.record(checked, client_id="", now=NOW)
+
+
+def test_unauthenticated_requests_add_no_replay_entries(key: PrivateKey) -> None:
+    """Issue 11: proofs from the attacker's own keys, no client authentication: the
+    endpoint is used as documented (check, authenticate, record), so N refused
+    requests add 0 entries. Bounded count: 200."""
+    cache = MemoryReplayCache(max_entries=100, max_per_owner=10)
+    endpoint = TokenEndpoint(TOKEN_URL, replay_cache=cache)
+
+    def authenticate(form: dict[str, str]) -> str:
+        if form.get("client_secret") != "right":
+            raise PermissionError("invalid_client")
+        return form["client_id"]
+
+    attacker = generate_key("ES256")
+    refused = 0
+    for _ in range(200):
+        checked = endpoint.check(proof_headers(attacker), now=NOW)
+        try:
+            client = authenticate({"client_id": "x", "client_secret": "wrong"})
+        except PermissionError:
+            refused += 1
+            continue
+        endpoint.record(checked, client_id=client, now=NOW)
+    assert refused == 200
+    assert len(cache) == 0
+    checked = endpoint.check(proof_headers(key), now=NOW)
+    endpoint.record(checked, client_id=authenticate({"client_id": "c", "client_secret": "right"}))
+
+
+def test_token_endpoint_flood_by_one_client_is_refused_others_succeed(key: PrivateKey) -> None:
+    """One authenticated client floods with fresh proofs (each from a new key, so a
+    per-key quota would not help): it is refused (429) past its quota, another client
+    still gets its tokens. Bounded: quota 25, 120 attacker requests, store 200."""
+    endpoint = TokenEndpoint(
+        TOKEN_URL, replay_cache=MemoryReplayCache(max_entries=200, max_per_owner=25)
+    )
+    statuses: dict[int, int] = {}
+    answers: set[tuple[str | None, str]] = set()
+    for _ in range(120):
+        try:
+            endpoint.verify(proof_headers(generate_key("ES256")), client_id="mallory", now=NOW)
+            status = 200
+        except TokenError as err:
+            status = err.status_code
+            answers.add((err.headers.get("Retry-After"), err.json_body()["error"]))
+        statuses[status] = statuses.get(status, 0) + 1
+    assert statuses == {200: 25, 429: 95}
+    assert answers == {("360", "invalid_dpop_proof")}
+    for _ in range(25):
+        assert endpoint.verify(proof_headers(key), client_id="alice", now=NOW).jkt
+
+
+def test_default_token_endpoint_store_has_a_per_client_quota() -> None:
+    endpoint = TokenEndpoint(TOKEN_URL)
+    assert isinstance(endpoint.replay_cache, MemoryReplayCache)
+    assert endpoint.replay_cache.max_per_owner == TOKEN_ENDPOINT_MAX_PER_CLIENT == 1_000
+    with pytest.raises(ValueError, match="always checks replays"):
+        TokenEndpoint(TOKEN_URL, replay_cache=NO_REPLAY_CHECK)  # type: ignore[arg-type]
+
+
+def test_verify_without_client_id_uses_the_proof_key_as_owner(key: PrivateKey) -> None:
+    cache = MemoryReplayCache(max_entries=100, max_per_owner=10)
+    endpoint = TokenEndpoint(TOKEN_URL, replay_cache=cache)
+    endpoint.verify(proof_headers(key), now=NOW)
+    assert cache.owner_count(jwk_thumbprint(key), now=NOW) == 1
+
+
+def test_token_endpoint_refuses_an_async_store() -> None:
+    class AsyncStore:
+        async def check_and_store(
+            self, key: str, *, expires_at: float, now: float, owner: str | None = None
+        ) -> bool:
+            return True
+
+    with pytest.raises(TypeError, match="synchronous"):
+        TokenEndpoint(TOKEN_URL, replay_cache=AsyncStore())  # type: ignore[arg-type]
+
+
+def test_flood_against_the_default_token_endpoint_store(key: PrivateKey) -> None:
+    """The default TokenEndpoint: one authenticated client is refused (429) after 1,000
+    live proofs, another client is not. Bounded: 1,001 + 5 requests."""
+    endpoint = TokenEndpoint(TOKEN_URL)
+    attacker = generate_key("ES256")
+    for _ in range(TOKEN_ENDPOINT_MAX_PER_CLIENT):
+        endpoint.verify(proof_headers(attacker), client_id="mallory", now=NOW)
+    with pytest.raises(TokenError) as info:
+        endpoint.verify(proof_headers(attacker), client_id="mallory", now=NOW)
+    assert info.value.status_code == 429
+    for _ in range(5):
+        assert endpoint.verify(proof_headers(key), client_id="alice", now=NOW).jkt

@@ -12,7 +12,9 @@ hold the per-mechanism functions (``create_proof``, ``verify_proof``, ``cert_thu
 from __future__ import annotations
 
 from tokenlib import dpop, mtls
+from tokenlib._cache import clear_caches
 from tokenlib.bearer import AccessTokenCache, Issuer, TokenVerifier, verify_access_token
+from tokenlib.binding import Binding, Confirmation
 from tokenlib.claims import AccessToken
 from tokenlib.dpop import DPoPPolicy, DPoPProof
 from tokenlib.errors import (
@@ -26,21 +28,27 @@ from tokenlib.errors import (
     ReplayQuotaExceeded,
     ReplayStateUnavailable,
     TokenError,
+    UnauthorizedClient,
     UseDPoPNonce,
 )
 from tokenlib.introspection import introspect
 from tokenlib.jwk import generate_key, jwk_thumbprint, public_jwk
 from tokenlib.jwks import JWKSet
 from tokenlib.nonce import NonceManager
-from tokenlib.replay import MemoryReplayCache, ReplayCache
+from tokenlib.replay import NO_REPLAY_CHECK, AsyncReplayCache, MemoryReplayCache, ReplayCache
+from tokenlib.revocation import authorize_revocation
 from tokenlib.server import Grant, ResourceServer
 from tokenlib.token_endpoint import TokenEndpoint, TokenRequest
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "NO_REPLAY_CHECK",
     "AccessToken",
     "AccessTokenCache",
+    "AsyncReplayCache",
+    "Binding",
+    "Confirmation",
     "DPoPPolicy",
     "DPoPProof",
     "Grant",
@@ -63,8 +71,11 @@ __all__ = [
     "TokenError",
     "TokenRequest",
     "TokenVerifier",
+    "UnauthorizedClient",
     "UseDPoPNonce",
     "__version__",
+    "authorize_revocation",
+    "clear_caches",
     "dpop",
     "generate_key",
     "introspect",

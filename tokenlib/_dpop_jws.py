@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from tokenlib import _jws
-from tokenlib._cache import BoundedCache
+from tokenlib._cache import BoundedCache, process_cache
 from tokenlib.errors import InvalidDPoPProof
-from tokenlib.jwk import PublicKey, alg_matches_key, b64url_decode, load_public_jwk
+from tokenlib.jwk import MAX_RSA_BITS, PublicKey, alg_matches_key, b64url_decode, load_public_jwk
 
 __all__ = [
     "DPOP_TYP",
@@ -48,11 +50,12 @@ class ParsedHeader:
     alg: str
     key: PublicKey
     jkt: str
+    rsa_bits: int = 0
 
 
 # Validated proof headers by their exact segment (decoding is deterministic, and only
 # headers that passed every header check are kept, read-only: see ``_freeze``).
-_PARSED_HEADERS: Final[BoundedCache[str, ParsedHeader]] = BoundedCache(4096)
+_PARSED_HEADERS: Final[BoundedCache[str, ParsedHeader]] = process_cache("dpop.proof_headers", 4096)
 
 
 def fail(description: str, check: str, **details: object) -> InvalidDPoPProof:
@@ -86,12 +89,21 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def check_header(segment: str, algorithms: Sequence[str]) -> ParsedHeader:
-    """Checks 2 (header part), 4, 5 and 7 of RFC 9449 §4.3 on the header segment."""
+def check_header(
+    segment: str, algorithms: Sequence[str], max_rsa_bits: int = MAX_RSA_BITS
+) -> ParsedHeader:
+    """Checks 2 (header part), 4, 5 and 7 of RFC 9449 §4.3 on the header segment.
+
+    An RSA ``jwk`` must have ``e`` = 65537 and a 2048–8192-bit modulus
+    (:func:`tokenlib.jwk.load_public_jwk`, checked before the key is built) and at most
+    ``max_rsa_bits`` (the policy's bound); all before any signature work.
+    """
     cached = _PARSED_HEADERS.get(segment)
     if cached is not None:
         if cached.alg not in algorithms:
             raise _alg_not_allowed(cached.alg, algorithms)
+        if cached.rsa_bits > max_rsa_bits:
+            raise _rsa_too_large(cached.rsa_bits, max_rsa_bits)
         return cached
     header = parse_json(b64decode(segment, "header"), "header")
     if "crit" in header or "b64" in header:
@@ -127,10 +139,25 @@ def check_header(segment: str, algorithms: Sequence[str]) -> ParsedHeader:
             presented=alg,
             key=type(key).__name__,
         )
-    parsed = ParsedHeader(_freeze(header), alg, key, jkt)
+    rsa_bits = key.key_size if isinstance(key, rsa.RSAPublicKey) else 0
+    parsed = ParsedHeader(_freeze(header), alg, key, jkt, rsa_bits)
+    if rsa_bits > max_rsa_bits:
+        if len(segment) <= _MAX_CACHED_HEADER:
+            _PARSED_HEADERS.put(segment, parsed)
+        raise _rsa_too_large(rsa_bits, max_rsa_bits)
     if len(segment) <= _MAX_CACHED_HEADER:
         _PARSED_HEADERS.put(segment, parsed)
     return parsed
+
+
+def _rsa_too_large(bits: int, limit: int) -> InvalidDPoPProof:
+    return fail(
+        "the DPoP proof jwk is a larger RSA key than this server accepts",
+        "jwk",
+        rsa_bits=bits,
+        limit=limit,
+        rfc_section="RFC 9449 §11 (resource exhaustion)",
+    )
 
 
 def _alg_not_allowed(alg: object, algorithms: Sequence[str]) -> InvalidDPoPProof:

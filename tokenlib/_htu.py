@@ -8,9 +8,16 @@ RFC 9449 §4.3 asks servers to apply syntax-based (RFC 3986 §6.2.2) and scheme-
 * an empty path becomes ``/``; percent-encoded unreserved characters are decoded,
   the remaining percent-escapes get upper-case hex digits; dot segments are removed;
 * query and fragment are dropped (RFC 9449 §4.2: ``htu`` has none; §4.3: ignore them);
-* an internationalised host is converted to its IDNA A-label, an IPv6 literal to its
-  canonical compressed form, non-ASCII path characters are UTF-8 percent-encoded
-  (RFC 3987 §3.1).
+* an IPv6 literal becomes its canonical compressed form; non-ASCII path characters are
+  UTF-8 percent-encoded (RFC 3987 §3.1);
+* a host that is not ASCII (also after decoding percent-escapes) is *refused*: ``htu``
+  is a URI (RFC 3986), whose hosts are ASCII; an internationalised domain travels as
+  its IDNA A-label (``https://xn--fa-hia.example/``), which is what browsers and httpx
+  send (UTS #46 / IDNA 2008: ``httpx.URL("https://faß.example/").raw_host`` is
+  ``b"xn--fa-hia.example"``). tokenlib does not convert U-labels itself: the core has
+  no UTS #46 mapping tables, and Python's built-in ``idna`` codec is IDNA 2003, which
+  maps ``faß`` to ``fass`` — a different host. A-labels are compared as lower-case
+  ASCII, like every other host.
 
 Path case and a trailing slash are significant and kept. Anything that is not a
 well-formed absolute http(s) URI is refused with :class:`ValueError` naming the
@@ -26,6 +33,8 @@ import ipaddress
 import re
 from functools import lru_cache
 from typing import Final
+
+from tokenlib._cache import register_cache
 
 __all__ = ["normalize_htu", "normalize_server_url"]
 
@@ -124,10 +133,12 @@ def _normalize_host(host: str) -> str:
     if "%" in host:
         host = _decode_host_escapes(host)
     if not host.isascii():
-        try:
-            host = host.encode("idna").decode("ascii")
-        except UnicodeError:
-            raise ValueError("host is not a valid internationalised domain name") from None
+        raise ValueError(
+            "host is not ASCII: htu is a URI (RFC 3986), so an internationalised host "
+            "must be sent as its IDNA A-label (xn--...), as browsers and httpx do; "
+            "tokenlib does not map Unicode hosts itself (UTS #46 needs tables the core "
+            "does not carry, and Python's IDNA 2003 codec maps e.g. ß to ss)"
+        )
     host = host.lower()
     labels = host.split(".")
     if labels[-1] == "":
@@ -204,4 +215,6 @@ def _remove_dot_segments(path: str) -> str:
     return "/" + "/".join(out)
 
 
-_normalize_cached = lru_cache(maxsize=2048)(_normalize)
+_CACHED_URLS: Final = 2048
+_normalize_cached = lru_cache(maxsize=_CACHED_URLS)(_normalize)
+register_cache("htu.server_urls", _normalize_cached, _CACHED_URLS)

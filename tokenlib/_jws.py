@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm, RSAPSSAlgorithm
 
-from tokenlib._cache import BoundedCache
+from tokenlib._cache import BoundedCache, process_cache
 from tokenlib.errors import InvalidToken, TokenError
 from tokenlib.jwk import (
     ALGORITHMS,
@@ -126,7 +126,7 @@ def _json_object(raw: bytes, what: str, error: type[TokenError]) -> dict[str, An
 # :func:`parse` and hold nothing but scalars are kept; callers get a copy.
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 _MAX_CACHED_SEGMENT: Final = 1024
-_HEADERS: Final[BoundedCache[str, dict[str, Any]]] = BoundedCache(512)
+_HEADERS: Final[BoundedCache[str, dict[str, Any]]] = process_cache("jws.headers", 512)
 
 
 def encode_segment(obj: Mapping[str, Any]) -> str:

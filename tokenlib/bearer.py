@@ -29,12 +29,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from tokenlib import _jws
+from tokenlib._cache import BoundedCache
 from tokenlib._time import Now, resolve_now
 from tokenlib.claims import (
     REGISTERED_CLAIMS,
@@ -49,6 +48,7 @@ from tokenlib.jwk import (
     DEFAULT_ALGORITHMS,
     PrivateKey,
     alg_matches_key,
+    check_rsa_key_bounds,
     default_alg_for_key,
     jwk_thumbprint,
     public_jwk,
@@ -98,6 +98,7 @@ class Issuer:
             raise ValueError("issuer must be a non-empty string")
         if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime <= 0:
             raise ValueError("lifetime must be a positive number of seconds")
+        check_rsa_key_bounds(signing_key)
         chosen = alg if alg is not None else default_alg_for_key(signing_key)
         if not alg_matches_key(chosen, signing_key):
             raise ValueError(f"algorithm {chosen} does not fit a {type(signing_key).__name__}")
@@ -366,11 +367,11 @@ class AccessTokenCache:
     """
 
     def __init__(self, max_entries: int = 10_000) -> None:
-        if max_entries <= 0:
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries <= 0:
             raise ValueError("max_entries must be positive")
-        self._max = max_entries
-        self._lock = threading.Lock()
-        self._data: OrderedDict[tuple[bytes, tuple[object, ...]], AccessToken] = OrderedDict()
+        self._data: BoundedCache[tuple[bytes, tuple[object, ...]], AccessToken] = BoundedCache(
+            max_entries, lru=True
+        )
         self.hits = 0
         self.misses = 0
 
@@ -379,32 +380,24 @@ class AccessTokenCache:
 
     def get(self, digest: bytes, context: tuple[object, ...]) -> AccessToken | None:
         """The cached token for ``(digest, context)`` or ``None``."""
-        with self._lock:
-            found = self._data.get((digest, context))
-            if found is None:
-                self.misses += 1
-                return None
-            self._data.move_to_end((digest, context))
+        found = self._data.get((digest, context))
+        if found is None:
+            self.misses += 1
+        else:
             self.hits += 1
-            return found
+        return found
 
     def put(self, digest: bytes, context: tuple[object, ...], token: AccessToken) -> None:
         """Remember ``token`` (already verified) under ``(digest, context)``."""
-        with self._lock:
-            self._data[(digest, context)] = token
-            self._data.move_to_end((digest, context))
-            while len(self._data) > self._max:
-                self._data.popitem(last=False)
+        self._data.put((digest, context), token)
 
     def discard(self, digest: bytes, context: tuple[object, ...]) -> None:
         """Forget one entry (an expired token)."""
-        with self._lock:
-            self._data.pop((digest, context), None)
+        self._data.discard((digest, context))
 
     def clear(self) -> None:
         """Forget everything."""
-        with self._lock:
-            self._data.clear()
+        self._data.clear()
 
 
 def verify_access_token(

@@ -22,8 +22,9 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeGuard
+from typing import Any, Final, TypeGuard
 
+from tokenlib.binding import Binding, Confirmation
 from tokenlib.errors import InvalidToken
 
 __all__ = [
@@ -37,8 +38,6 @@ __all__ = [
     "parse_cnf",
     "parse_scope",
 ]
-
-Binding = Literal["bearer", "dpop", "mtls", "dpop+mtls"]
 
 #: RFC 9068 §2.2: claims every JWT access token MUST carry.
 REQUIRED_CLAIMS: Final = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti")
@@ -166,45 +165,10 @@ def parse_scope(value: object) -> frozenset[str]:
 
 
 def parse_cnf(value: object) -> tuple[str | None, str | None]:
-    """``(jkt, x5t#S256)`` from a ``cnf`` claim value (RFC 7800 §3.1).
-
-    ``jkt`` (RFC 9449 §6.1) and ``x5t#S256`` (RFC 8705 §3.1) must be base64url SHA-256
-    digests; unknown members are tolerated next to them. A ``cnf`` that is not an object,
-    or that names no method tokenlib can enforce, is refused (``check`` ``"cnf"``).
-    """
-    if type(value) is not dict and not isinstance(value, Mapping):
-        raise _fail(
-            "cnf",
-            "the access token cnf claim is not a JSON object",
-            problem="type",
-            presented_type=type(value).__name__,
-            rfc="RFC 7800 §3.1",
-        )
-    found: dict[str, str | None] = {"jkt": None, "x5t#S256": None}
-    for name, rfc in (("jkt", "RFC 9449 §6.1"), ("x5t#S256", "RFC 8705 §3.1")):
-        if name not in value:
-            continue
-        member = value[name]
-        if not is_sha256_b64url(member):
-            raise _fail(
-                "cnf",
-                f"the access token cnf.{name} is not a base64url SHA-256 thumbprint",
-                problem="syntax",
-                member=name,
-                presented_type=type(member).__name__,
-                presented_length=len(member) if isinstance(member, str) else None,
-                rfc=rfc,
-            )
-        found[name] = member
-    if found["jkt"] is None and found["x5t#S256"] is None:
-        raise _fail(
-            "cnf",
-            "the access token cnf claim names no confirmation method tokenlib can enforce",
-            problem="unsupported",
-            members=sorted(str(k) for k in value)[:10],
-            rfc="RFC 7800 §3.1",
-        )
-    return found["jkt"], found["x5t#S256"]
+    """``(jkt, x5t#S256)`` from a ``cnf`` claim value (RFC 7800 §3.1): the tuple form of
+    :meth:`tokenlib.binding.Confirmation.parse` (same checks, same errors)."""
+    confirmation = Confirmation.parse(value)
+    return confirmation.jkt, confirmation.x5t_s256
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,15 +195,16 @@ class AccessToken:
 
     @property
     def binding(self) -> Binding:
-        """How the token is sender-constrained: ``"bearer"`` (not at all), ``"dpop"``
-        (``cnf.jkt``), ``"mtls"`` (``cnf.x5t#S256``) or ``"dpop+mtls"`` (both)."""
-        if self.jkt is not None and self.x5t_s256 is not None:
-            return "dpop+mtls"
-        if self.jkt is not None:
-            return "dpop"
-        if self.x5t_s256 is not None:
-            return "mtls"
-        return "bearer"
+        """How the token is sender-constrained (:class:`~tokenlib.binding.Binding`, equal
+        to ``"bearer"``, ``"dpop"`` (``cnf.jkt``), ``"mtls"`` (``cnf.x5t#S256``) or
+        ``"dpop+mtls"`` (both))."""
+        return Binding.of(jkt=self.jkt, x5t_s256=self.x5t_s256)
+
+    @property
+    def confirmation(self) -> Confirmation:
+        """The parsed ``cnf`` (:class:`~tokenlib.binding.Confirmation`; both members
+        ``None`` for a bearer token)."""
+        return Confirmation(jkt=self.jkt, x5t_s256=self.x5t_s256)
 
     @property
     def cnf(self) -> dict[str, Any] | None:
@@ -254,7 +219,7 @@ class AccessToken:
     def __repr__(self) -> str:
         return (
             f"AccessToken(issuer={self.issuer!r}, subject={self.subject!r}, "
-            f"client_id={self.client_id!r}, binding={self.binding!r}, jti={self.jti!r}, "
+            f"client_id={self.client_id!r}, binding={self.binding.value!r}, jti={self.jti!r}, "
             f"expires_at={self.expires_at})"
         )
 

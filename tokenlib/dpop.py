@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, runtime_checkable
 
 from tokenlib import _jws
-from tokenlib._cache import BoundedCache
+from tokenlib._cache import BoundedCache, process_cache
 from tokenlib._dpop_jws import (
     DPOP_TYP,
     RFC_4_3,
@@ -36,13 +37,20 @@ from tokenlib.errors import InvalidDPoPProof, InvalidRequest, ReplayDetected, Us
 from tokenlib.jwk import (
     ALGORITHMS,
     DEFAULT_ALGORITHMS,
+    MAX_RSA_BITS,
+    MIN_RSA_BITS,
     PrivateKey,
     alg_matches_key,
     b64url_encode,
+    check_rsa_key_bounds,
     default_alg_for_key,
     public_jwk,
 )
-from tokenlib.replay import ReplayCache
+from tokenlib.replay import (
+    NO_REPLAY_CHECK,
+    NoReplayCheck,
+    ReplayCache,
+)
 
 __all__ = [
     "DPOP_TYP",
@@ -50,8 +58,10 @@ __all__ = [
     "DPoPProof",
     "NonceValidator",
     "access_token_hash",
+    "check_proof",
     "create_proof",
     "normalize_htu",
+    "replay_detected",
     "replay_key",
     "verify_proof",
 ]
@@ -62,6 +72,7 @@ _METHOD: Final = re.compile(r"\A[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _NONCE: Final = re.compile(r"\A[\x21\x23-\x5b\x5d-\x7e]+\Z")
 # ints in (-2**62, 2**62) are exact in arithmetic with the server's float clock.
 _INT_LIMIT: Final = 2**62
+_ABSENT: Final = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +91,18 @@ class DPoPPolicy:
     fresh. When set, and the proof carries a nonce that a :class:`NonceValidator`
     (e.g. :class:`~tokenlib.nonce.NonceManager`) accepted, ``iat`` may be up to this
     many seconds old; the replay-cache entry is kept for that longer window too.
+
+    Per-proof CPU differs by algorithm: OpenSSL verifies P-384/P-521 (ES384/ES512) about
+    4–5× slower than P-256 or RSA-4096 (``benchmarks/bench_dpop.py``,
+    ``es384_vs_rsa4096``). Where proofs arrive before any authentication (a token
+    endpoint), :meth:`fapi2` (PS256, ES256, EdDSA) keeps every accepted proof within
+    about 2× an honest RSA-4096 verification.
+
+    ``max_rsa_bits``: the largest RSA ``jwk`` accepted (default 4096; at most 8192). With
+    the exponent fixed at 65537 (:data:`tokenlib.jwk.RSA_PUBLIC_EXPONENT`) the costliest
+    acceptable proof (a never-seen 4096-bit key) costs about 1.7× an honest RSA-4096
+    proof; allowing 8192 bits makes that 3.5–4.5× (``benchmarks/bench_dpop.py``,
+    ``rsa_worst_vs_rsa4096`` and ``rsa_worst_8192_vs_rsa4096``).
     """
 
     iat_past: int = 300
@@ -88,6 +111,7 @@ class DPoPPolicy:
     max_proof_length: int = 8192
     max_jti_length: int = 256
     iat_past_with_nonce: int | None = None
+    max_rsa_bits: int = 4096
 
     def __post_init__(self) -> None:
         for name in ("iat_past", "iat_future", "max_proof_length", "max_jti_length"):
@@ -100,6 +124,15 @@ class DPoPPolicy:
             or self.iat_past_with_nonce < 0
         ):
             raise ValueError("iat_past_with_nonce must be None or a non-negative int")
+        if (
+            isinstance(self.max_rsa_bits, bool)
+            or not isinstance(self.max_rsa_bits, int)
+            or not MIN_RSA_BITS <= self.max_rsa_bits <= MAX_RSA_BITS
+        ):
+            raise ValueError(
+                f"max_rsa_bits must be an int in [{MIN_RSA_BITS}, {MAX_RSA_BITS}], "
+                f"got {self.max_rsa_bits!r}"
+            )
         if not isinstance(self.algorithms, tuple) or not self.algorithms:
             raise ValueError("algorithms must be a non-empty tuple of JWS alg names")
         unknown = [alg for alg in self.algorithms if alg not in ALGORITHMS]
@@ -214,8 +247,8 @@ def replay_key(jkt: str, jti: str) -> str:
 # ``cryptography`` keys support neither weak references nor hashing by value, so entries
 # are found by ``id`` and confirmed with ``is`` (the entry holds the key, so its id
 # cannot be reused while cached); only the *public* header is derived from the key.
-_HEADERS: Final[BoundedCache[tuple[int, str | None], tuple[PrivateKey, str, str]]] = BoundedCache(
-    256
+_HEADERS: Final[BoundedCache[tuple[int, str | None], tuple[PrivateKey, str, str]]] = process_cache(
+    "dpop.signing_headers", 256
 )
 
 
@@ -225,6 +258,7 @@ def _proof_header(key: PrivateKey, alg: str | None) -> tuple[str, str]:
     hit = _HEADERS.get(ident)
     if hit is not None and hit[0] is key:
         return hit[1], hit[2]
+    check_rsa_key_bounds(key)  # RFC 7518 §3.3: never sign with RSA < 2048 bits
     if alg is None:
         chosen = default_alg_for_key(key)
     elif alg in ALGORITHMS and alg_matches_key(alg, key):
@@ -253,7 +287,10 @@ def create_proof(
     (128 random bits unless given), ``htm``, ``htu`` (normalised, without query and
     fragment), ``iat``, and ``ath`` when ``access_token`` is given (§7), ``nonce`` when
     the server supplied one (§8/§9). ``alg`` defaults from the key; an Ed25519 key
-    accepts ``EdDSA`` (RFC 8037) or ``Ed25519`` (RFC 9864).
+    accepts ``EdDSA`` (RFC 8037) or ``Ed25519`` (RFC 9864). An RSA key is refused
+    (``ValueError``) below 2048 bits (RFC 7518 §3.3, whatever ``alg``), above 8192 bits
+    or with a public exponent other than 65537; note that verifiers accept proof keys
+    only up to ``DPoPPolicy.max_rsa_bits`` (4096 by default).
     """
     alg, header_segment = _proof_header(key, alg)
     if not isinstance(htm, str) or _METHOD.match(htm) is None:
@@ -296,7 +333,7 @@ def verify_proof(
     access_token: str | None = None,
     nonce: str | NonceValidator | None = None,
     now: Now = None,
-    replay_cache: ReplayCache | None = None,
+    replay_cache: ReplayCache | NoReplayCheck = NO_REPLAY_CHECK,
     policy: DPoPPolicy | None = None,
     expected_jkt: str | None = None,
 ) -> DPoPProof:
@@ -330,8 +367,94 @@ def verify_proof(
         :class:`~tokenlib.errors.ReplayDetected`. Only a proof that passed every other
         check is recorded, so a forged proof cannot burn a legitimate ``jti``.
 
+    ``replay_cache``: the store of step 12, owner = the proof key's ``jkt``. Leaving it
+    out (or passing :data:`~tokenlib.replay.NO_REPLAY_CHECK`) skips step 12 — a
+    stateless check, as in the CLI; replay protection is then the caller's job.
+    ``None`` is refused (``TypeError``): at a server it means "a private store", here it
+    would silently mean "no replay check".
+
+    Also refused (RFC 7519 §4.1.4/§4.1.5): an ``exp`` at or before the server time, an
+    ``nbf`` after it (allowing ``policy.iat_future`` of clock skew, as for ``iat``),
+    either one not a number; a ``nonce`` (§8.1, ``1*NQCHAR``) or ``ath`` that is present
+    but not a non-empty string (``null`` included).
+
     Check 1 of §4.3 (one ``DPoP`` header) is the caller's: see
     :class:`tokenlib.server.ResourceServer`.
+    """
+    if isinstance(replay_cache, NoReplayCheck):
+        return check_proof(
+            proof,
+            htm=htm,
+            htu=htu,
+            access_token=access_token,
+            nonce=nonce,
+            now=now,
+            policy=policy,
+            expected_jkt=expected_jkt,
+        )
+    if replay_cache is None:
+        raise TypeError(
+            "replay_cache=None is ambiguous: pass a ReplayCache, or "
+            "tokenlib.replay.NO_REPLAY_CHECK to skip the replay check on purpose"
+        )
+    server_time = resolve_now(now)
+    result = check_proof(
+        proof,
+        htm=htm,
+        htu=htu,
+        access_token=access_token,
+        nonce=nonce,
+        now=server_time,
+        policy=policy,
+        expected_jkt=expected_jkt,
+    )
+    fresh: object = replay_cache.check_and_store(  # an AsyncReplayCache returns a coroutine
+        replay_key(result.jkt, result.jti),
+        expires_at=result.replay_expires_at,
+        now=server_time,
+        owner=result.jkt,
+    )
+    if fresh is True:
+        return result
+    if fresh is not False and inspect.isawaitable(fresh):
+        if inspect.iscoroutine(fresh):
+            fresh.close()  # never awaited: no "coroutine was never awaited" warning
+        raise TypeError("verify_proof needs a synchronous ReplayCache, not an AsyncReplayCache")
+    if not fresh:
+        raise replay_detected(result)
+    return result
+
+
+def replay_detected(proof: DPoPProof) -> ReplayDetected:
+    """The error for a proof whose replay-cache entry already existed (RFC 9449 §11.1)."""
+    return ReplayDetected(
+        "the DPoP proof was already used (jti replay)",
+        details={
+            "check": "replay",
+            "jkt": proof.jkt,
+            "jti_sha256": hashlib.sha256(proof.jti.encode()).hexdigest()[:16],
+            "rfc": "RFC 9449 §11.1",
+        },
+    )
+
+
+def check_proof(
+    proof: str,
+    *,
+    htm: str,
+    htu: str,
+    access_token: str | None = None,
+    nonce: str | NonceValidator | None = None,
+    now: Now = None,
+    policy: DPoPPolicy | None = None,
+    expected_jkt: str | None = None,
+) -> DPoPProof:
+    """Steps 1–11 of :func:`verify_proof`: every check except the replay cache.
+
+    For servers that record the proof themselves once everything else passed (a token
+    endpoint after client authentication, an asyncio server with an
+    :class:`~tokenlib.replay.AsyncReplayCache`): store
+    ``replay_key(result.jkt, result.jti)`` until ``result.replay_expires_at``.
     """
     pol = _DEFAULT_POLICY if policy is None else policy
     # 1. size before anything is decoded, then a strict compact-JWS parse.
@@ -346,7 +469,7 @@ def verify_proof(
     # looked up as is: only segments that decoded and passed every check are cached).
     head_b64, body_b64, sig_b64 = parts
     # 2.-4. header: typ, alg allowlist, public jwk.
-    head = check_header(head_b64, pol.algorithms)
+    head = check_header(head_b64, pol.algorithms, pol.max_rsa_bits)
     claims = parse_json(b64decode(body_b64, "payload"), "payload")
     signature = b64decode(sig_b64, "signature")
     # 5. required claims and their types.
@@ -376,6 +499,16 @@ def verify_proof(
         raise fail("the DPoP proof htu is not a string", "htu")
     if not (type(iat) is int and -_INT_LIMIT < iat < _INT_LIMIT) and not _is_number(iat):
         raise fail("the DPoP proof iat is not a number", "iat")
+    exp: float | None = None
+    nbf: float | None = None
+    if "exp" in claims:
+        exp = claims["exp"]
+        if not _is_number(exp):
+            raise fail("the DPoP proof exp is not a number", "exp", rfc_section="RFC 7519 §4.1.4")
+    if "nbf" in claims:
+        nbf = claims["nbf"]
+        if not _is_number(nbf):
+            raise fail("the DPoP proof nbf is not a number", "nbf", rfc_section="RFC 7519 §4.1.5")
     # 6. signature with the embedded key (alg already checked against the allowlist
     #    and against the key type in step 3/4).
     signing_input = proof[: len(head_b64) + 1 + len(body_b64)].encode("ascii")
@@ -413,9 +546,16 @@ def verify_proof(
                 presented=presented_htu,
             )
     # 9. server nonce.
-    claim_nonce = claims.get("nonce")
-    if claim_nonce is not None and not isinstance(claim_nonce, str):
-        raise fail("the DPoP proof nonce is not a string", "nonce")
+    claim_nonce = claims.get("nonce", _ABSENT)
+    if claim_nonce is _ABSENT:
+        claim_nonce = None
+    elif not isinstance(claim_nonce, str) or _NONCE.match(claim_nonce) is None:
+        raise fail(
+            "the DPoP proof nonce is not a non-empty string of NQCHAR",
+            "nonce",
+            presented_type=type(claim_nonce).__name__,
+            rfc_section="RFC 9449 §8.1",
+        )
     iat_past = pol.iat_past
     if nonce is not None:
         _check_nonce(claim_nonce, nonce, now)
@@ -434,10 +574,28 @@ def verify_proof(
             window=f"[-{iat_past}s, +{pol.iat_future}s]",
             rfc_section="RFC 9449 §11.1",
         )
+    if exp is not None and server_time >= exp:
+        raise fail(
+            "the DPoP proof has expired (exp)",
+            "exp",
+            exp=exp,
+            server_time=server_time,
+            rfc_section="RFC 7519 §4.1.4",
+        )
+    if nbf is not None and nbf > server_time + pol.iat_future:
+        raise fail(
+            "the DPoP proof is not valid yet (nbf)",
+            "nbf",
+            nbf=nbf,
+            server_time=server_time,
+            rfc_section="RFC 7519 §4.1.5",
+        )
     # 11. ath and the expected key.
-    claim_ath = claims.get("ath")
-    if claim_ath is not None and not isinstance(claim_ath, str):
-        raise fail("the DPoP proof ath is not a string", "ath")
+    claim_ath = claims.get("ath", _ABSENT)
+    if claim_ath is _ABSENT:
+        claim_ath = None
+    elif not isinstance(claim_ath, str) or not claim_ath:
+        raise fail("the DPoP proof ath is not a non-empty string", "ath")
     if access_token is not None:
         _check_ath(claim_ath, access_token)
     if expected_jkt is not None and not hmac.compare_digest(
@@ -450,21 +608,7 @@ def verify_proof(
             presented=head.jkt,
             rfc_section="RFC 9449 §6, §10",
         )
-    # 12. replay, only once everything else passed.
     expires_at = float(iat) + iat_past + pol.iat_future
-    if replay_cache is not None and not replay_cache.check_and_store(
-        replay_key(head.jkt, jti), expires_at=expires_at, now=server_time
-    ):
-        raise ReplayDetected(
-            "the DPoP proof was already used (jti replay)",
-            details={
-                "check": "replay",
-                "jkt": head.jkt,
-                "jti_sha256": hashlib.sha256(jti.encode()).hexdigest()[:16],
-                "window": f"[-{iat_past}s, +{pol.iat_future}s]",
-                "rfc": "RFC 9449 §11.1",
-            },
-        )
     result = _new(DPoPProof)
     _set = _PROOF_SLOTS
     _set[0](result, head.jkt)

@@ -30,6 +30,7 @@ __all__ = [
     "ReplayQuotaExceeded",
     "ReplayStateUnavailable",
     "TokenError",
+    "UnauthorizedClient",
     "UseDPoPNonce",
 ]
 
@@ -187,6 +188,19 @@ class InvalidGrant(TokenError):
     (RFC 6749 §5.2 ``invalid_grant``, HTTP 400, JSON body, no ``WWW-Authenticate``)."""
 
     error = "invalid_grant"
+    default_status = 400
+
+    def __init__(self, description: str, **kwargs: object) -> None:
+        kwargs.setdefault("endpoint", "token")
+        super().__init__(description, **kwargs)  # type: ignore[arg-type]
+
+
+class UnauthorizedClient(TokenError):
+    """At a token-style endpoint: the authenticated client may not do this with this token,
+    e.g. revoke a token issued to another client (RFC 7009 §2.1, RFC 6749 §5.2
+    ``unauthorized_client``, HTTP 400, JSON body, no ``WWW-Authenticate``)."""
+
+    error = "unauthorized_client"
     default_status = 400
 
     def __init__(self, description: str, **kwargs: object) -> None:

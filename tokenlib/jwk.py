@@ -18,17 +18,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from tokenlib._atomic import atomic_write_bytes
-from tokenlib._cache import BoundedCache
+from tokenlib._cache import BoundedCache, process_cache
 from tokenlib.errors import InvalidToken, TokenError
 
 __all__ = [
     "ALGORITHMS",
     "DEFAULT_ALGORITHMS",
+    "MAX_RSA_BITS",
+    "MIN_RSA_BITS",
+    "RSA_PUBLIC_EXPONENT",
     "PrivateKey",
     "PublicKey",
     "alg_matches_key",
     "b64url_decode",
     "b64url_encode",
+    "check_rsa_key_bounds",
     "default_alg_for_key",
     "generate_key",
     "jwk_thumbprint",
@@ -66,7 +70,20 @@ DEFAULT_ALGORITHMS: Final[tuple[str, ...]] = (
     "RS256",
 )
 
+#: RSA key bounds for every key tokenlib verifies with or signs with. Below 2048 bits
+#: is refused (RFC 7518 §3.3/§3.5). Above 8192 bits, or any public exponent but 65537,
+#: is refused *before* any signature work: verification cost grows with the square of
+#: the modulus size and linearly with the exponent's bit length, so an unbounded ``jwk``
+#: lets one request buy milliseconds of CPU (issue 11: a 3,071-bit exponent cost 60–83×
+#: an honest proof). 65537 is what every mainstream generator uses and the smallest
+#: exponent NIST SP 800-56B Rev. 2 §6.2 allows; tokenlib accepts no other.
 MIN_RSA_BITS: Final = 2048
+MAX_RSA_BITS: Final = 8192
+RSA_PUBLIC_EXPONENT: Final = 65537
+# Base64urlUInt of 65537 in the minimum number of octets (RFC 7518 §6.3.1.2).
+_RSA_E_B64: Final = "AQAB"
+# The longest base64url ``n`` that can hold MAX_RSA_BITS (one leading zero octet allowed).
+_MAX_N_B64: Final = -(-((MAX_RSA_BITS // 8 + 1) * 4) // 3)
 _EC_CURVES: Final[dict[str, tuple[type[ec.EllipticCurve], int, str]]] = {
     # crv -> (curve class, coordinate length in bytes, JWS alg) per RFC 7518 §3.4/§6.2.1
     "P-256": (ec.SECP256R1, 32, "ES256"),
@@ -276,18 +293,52 @@ def _key_from_members(members: Mapping[str, str]) -> PublicKey:
         if len(raw) != 32:
             raise ValueError("Ed25519 public key must be 32 bytes")
         return ed25519.Ed25519PublicKey.from_public_bytes(raw)
+    # Bounds first, on the encoded text, before any big-number work.
+    if members["e"] != _RSA_E_B64:
+        raise ValueError(
+            f"RSA public exponent must be {RSA_PUBLIC_EXPONENT} (e = {_RSA_E_B64!r}); "
+            "other exponents are refused to bound verification cost"
+        )
+    if len(members["n"]) > _MAX_N_B64:
+        raise ValueError(f"RSA keys must be at most {MAX_RSA_BITS} bits")
     n = _coord(members, "n", None)
-    e = _coord(members, "e", None)
-    if n.bit_length() < MIN_RSA_BITS:
+    bits = n.bit_length()
+    if bits < MIN_RSA_BITS:
         raise ValueError(f"RSA keys must be at least {MIN_RSA_BITS} bits")
-    if e < 3 or e % 2 == 0:
-        raise ValueError("RSA public exponent is invalid")
-    return rsa.RSAPublicNumbers(e, n).public_key()
+    if bits > MAX_RSA_BITS:
+        raise ValueError(f"RSA keys must be at most {MAX_RSA_BITS} bits")
+    if n % 2 == 0:
+        raise ValueError("RSA modulus is even")
+    return rsa.RSAPublicNumbers(RSA_PUBLIC_EXPONENT, n).public_key()
+
+
+def check_rsa_key_bounds(key: PrivateKey | PublicKey) -> None:
+    """Refuse an RSA key outside tokenlib's bounds, to sign or to verify with: shorter
+    than 2048 bits (RFC 7518 §3.3, §3.5), longer than :data:`MAX_RSA_BITS`, or with a
+    public exponent other than :data:`RSA_PUBLIC_EXPONENT`. ``ValueError`` says which;
+    other key types pass."""
+    if not isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return
+    bits = key.key_size
+    if bits < MIN_RSA_BITS:
+        raise ValueError(
+            f"RSA keys must be at least {MIN_RSA_BITS} bits (RFC 7518 §3.3); this one has {bits}"
+        )
+    if bits > MAX_RSA_BITS:
+        raise ValueError(f"RSA keys must be at most {MAX_RSA_BITS} bits; this one has {bits}")
+    public = key.public_key() if isinstance(key, rsa.RSAPrivateKey) else key
+    exponent = public.public_numbers().e
+    if exponent != RSA_PUBLIC_EXPONENT:
+        raise ValueError(
+            f"RSA public exponent must be {RSA_PUBLIC_EXPONENT}; this key has {exponent}"
+        )
 
 
 # Parsing an EC point costs more than hashing a signature's input; proofs from one client
 # repeat the same ``jwk`` on every request. Keyed by the required members in RFC 7638 order.
-_KEYS: Final[BoundedCache[tuple[str, ...], tuple[PublicKey, str]]] = BoundedCache(4096)
+_KEYS: Final[BoundedCache[tuple[str, ...], tuple[PublicKey, str]]] = process_cache(
+    "jwk.public_keys", 4096
+)
 
 
 def _parsed_public_key(members: dict[str, str]) -> tuple[PublicKey, str]:
@@ -305,8 +356,10 @@ def load_public_jwk(
 ) -> tuple[PublicKey, str]:
     """Parse an untrusted public JWK into ``(key, RFC 7638 thumbprint)``.
 
-    Refuses private members, ``oct`` keys, unknown ``kty``/``crv``, short RSA moduli and
-    points off the curve, raising ``error`` (the caller picks the RFC code).
+    Refuses private members, ``oct`` keys, unknown ``kty``/``crv``, RSA moduli outside
+    2048–8192 bits or exponents other than 65537 (checked on the encoded text before any
+    key is built) and points off the curve, raising ``error`` (the caller picks the RFC
+    code).
     """
     if not isinstance(jwk, Mapping):
         raise error("the jwk is not a JSON object", details={"check": "jwk"})

@@ -20,12 +20,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from tokenlib._cache import BoundedCache
+from tokenlib._cache import BoundedCache, process_cache
 from tokenlib.errors import InvalidToken
 from tokenlib.jwk import (
     ALGORITHMS,
     PublicKey,
     alg_matches_key,
+    check_rsa_key_bounds,
     default_alg_for_key,
     jwk_thumbprint,
     load_public_jwk,
@@ -156,6 +157,7 @@ class JWKSet:
             raise ValueError("kids must have one entry per key")
         entries = []
         for i, key in enumerate(keys):
+            check_rsa_key_bounds(key)
             thumb = jwk_thumbprint(key)
             entries.append(JWKSetEntry(kids[i] if kids else thumb, None, key, thumb))
         return cls(entries)
@@ -261,7 +263,7 @@ class JWKSet:
 
 # JWKSets parsed from mappings, by canonical JSON, so passing the same dict on every call
 # does not re-parse keys (and keeps one ``generation`` per content).
-_SETS: Final[BoundedCache[str, JWKSet]] = BoundedCache(32)
+_SETS: Final[BoundedCache[str, JWKSet]] = process_cache("jwks.sets", 32)
 
 
 def as_jwk_set(jwks: JWKSet | Mapping[str, Any]) -> JWKSet:

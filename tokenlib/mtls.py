@@ -392,3 +392,44 @@ def verify_certificate_binding(token: AccessToken, client_cert: CertificateInput
             },
         )
     return computed
+
+
+_THUMBPRINT: Final = re.compile(r"\A[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]\Z")
+
+
+def verify_thumbprint_binding(token: AccessToken, client_cert_thumbprint: str) -> str:
+    """:func:`verify_certificate_binding` when only the certificate's hash is known.
+
+    ``client_cert_thumbprint`` is the base64url SHA-256 of the DER client certificate
+    (``x5t#S256``, 43 characters), as a trusted TLS-terminating proxy adapter forwards
+    it. It is compared with ``cnf.x5t#S256`` in constant time (RFC 8705 §3). A value
+    that is not a canonical SHA-256 thumbprint raises ``InvalidRequest``: the proxy
+    sent something else, and guessing could bind the wrong certificate.
+    """
+    claimed = token.x5t_s256
+    if claimed is None:
+        raise InvalidToken(
+            "the access token is not bound to a client certificate",
+            details={"check": "x5t#S256", "claimed": None, "rfc": "RFC 8705 §3"},
+        )
+    if not isinstance(client_cert_thumbprint, str) or not _THUMBPRINT.match(client_cert_thumbprint):
+        raise InvalidRequest(
+            "the forwarded client certificate thumbprint is not a base64url SHA-256 value",
+            details={
+                "check": "x5t#S256",
+                "claimed": claimed,
+                "computed": None,
+                "rfc": "RFC 8705 §3.1",
+            },
+        )
+    if not hmac.compare_digest(client_cert_thumbprint.encode("ascii"), claimed.encode("ascii")):
+        raise InvalidToken(
+            "the access token is bound to a different client certificate",
+            details={
+                "check": "x5t#S256",
+                "claimed": claimed,
+                "computed": client_cert_thumbprint,
+                "rfc": "RFC 8705 §3.1",
+            },
+        )
+    return client_cert_thumbprint

@@ -367,3 +367,34 @@ def test_introspection_keeps_cnf(
     assert garbage == {"active": False}
     anonymous = http.post(url, data={"token": token.access_token, "client_id": "spa"})
     assert (anonymous.status_code, anonymous.json()["error"]) == (401, "invalid_client")
+
+
+def test_unauthenticated_requests_add_no_replay_entries(
+    lab_as: tuple[LabAuthorizationServer, str], http: httpx.Client, clock: Clock
+) -> None:
+    """Issue 11: the lab AS recorded a proof's jti before authenticating the client
+    (3,000 refused requests added 3,000 entries). Bounded count: 150 requests, each with
+    a fresh valid proof from the attacker's own key, all invalid_client; 0 entries."""
+    server, _ = lab_as
+    url = server.token_endpoint
+    attacker = generate_key("ES256")
+    before = len(server._dpop_replay)
+    statuses = set()
+    for _ in range(150):
+        response = _post(
+            http, url, {"grant_type": "client_credentials", "client_id": "nobody"},
+            headers={"DPoP": create_proof(attacker, "POST", url, now=clock.now)},
+        )  # fmt: skip
+        statuses.add((response.status_code, response.json()["error"]))
+    assert statuses == {(401, "invalid_client")}
+    assert len(server._dpop_replay) == before
+    # an authenticated request with a proof is still recorded (and a replay refused)
+    proof = create_proof(DPOP_KEY, "POST", url, now=clock.now)
+    form = _assertion(server, clock) | {"grant_type": "client_credentials"}
+    assert _post(http, url, form, headers={"DPoP": proof}).status_code == 200
+    assert len(server._dpop_replay) == before + 1
+    again = _post(
+        http, url, _assertion(server, clock) | {"grant_type": "client_credentials"},
+        headers={"DPoP": proof},
+    )  # fmt: skip
+    assert (again.status_code, again.json()["error"]) == (400, "invalid_dpop_proof")

@@ -25,8 +25,14 @@ Python's ``ssl`` cannot request a client certificate without validating it, so f
 ``self_signed_tls_client_auth`` load each registered self-signed certificate into the
 context as a trust anchor (``ctx.load_verify_locations(cadata=pem)``).
 
+Replay state (RFC 9449 §11.1, RFC 7523 §3): a proof's ``jti`` is checked first (so a
+nonce demand comes before the client assertion is spent) but *recorded* only after the
+client authenticated — unauthenticated requests add nothing — and each store holds at
+most 1,000 live entries per client (a public client: per DPoP key), so one client cannot
+fill it for the others (429 with ``Retry-After``).
+
 What it is not: there is no authorization endpoint, user, consent, revocation
-endpoint, persistent storage, rate limiting, key rotation or clustering; state
+endpoint, persistent storage, general rate limiting, key rotation or clustering; state
 (refresh tokens, assertion ``jti``s) is in memory. Use it to try tokenlib and to run
 the lab on loopback, never to protect real data.
 """
@@ -50,6 +56,7 @@ from cryptography import x509
 
 from tokenlib import _jws
 from tokenlib.bearer import Issuer, verify_access_token
+from tokenlib.binding import Binding
 from tokenlib.dpop import DPoPPolicy
 from tokenlib.errors import InvalidDPoPProof, InvalidToken, TokenError
 from tokenlib.integrations.asgi import tls_client_certificate
@@ -60,12 +67,13 @@ from tokenlib.lab._serve import ServedApp, answer_lifespan
 from tokenlib.mtls import cert_thumbprint
 from tokenlib.nonce import NonceManager
 from tokenlib.replay import MemoryReplayCache
-from tokenlib.token_endpoint import TokenEndpoint, TokenRequest
+from tokenlib.token_endpoint import TOKEN_ENDPOINT_MAX_PER_CLIENT, TokenEndpoint, TokenRequest
 
 __all__ = ["ClientRegistration", "LabAuthorizationServer", "OAuthError"]
 
 AuthMethod = Literal["private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth", "none"]
-Binding = Literal["auto", "dpop", "mtls", "bearer"]
+#: A registration's binding policy: a :class:`tokenlib.binding.Binding` name, or "auto".
+RegisteredBinding = Literal["auto", "dpop", "mtls", "bearer"]
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -113,7 +121,7 @@ class ClientRegistration:
     subject_dn: str | None = None
     cert_thumbprints: frozenset[str] = frozenset()
     scopes: frozenset[str] = frozenset()
-    binding: Binding = "auto"
+    binding: RegisteredBinding = "auto"
     refresh_tokens: bool = False
 
     def __post_init__(self) -> None:
@@ -187,8 +195,8 @@ class LabAuthorizationServer:
         self._nonce_secret = nonce_secret if nonce_secret is not None else secrets.token_bytes(32)
         self.dpop_policy = dpop_policy or DPoPPolicy(algorithms=tuple(dpop_algorithms))
         self._clock = clock or time.time
-        self._dpop_replay = MemoryReplayCache()
-        self._assertion_replay = MemoryReplayCache()
+        self._dpop_replay = MemoryReplayCache(max_per_owner=TOKEN_ENDPOINT_MAX_PER_CLIENT)
+        self._assertion_replay = MemoryReplayCache(max_per_owner=TOKEN_ENDPOINT_MAX_PER_CLIENT)
         self._refresh: dict[str, _RefreshRecord] = {}
         self._lock = threading.Lock()
         self._issuer: Issuer | None = None
@@ -395,7 +403,9 @@ class LabAuthorizationServer:
         if not isinstance(jti, str) or not jti:
             raise OAuthError("invalid_client", "assertion has no jti", status=401)
         key_id = hashlib.sha256(f"assertion:{client.client_id}:{jti}".encode()).hexdigest()
-        if not self._assertion_replay.check_and_store(key_id, expires_at=float(exp), now=now):
+        if not self._assertion_replay.check_and_store(
+            key_id, expires_at=float(exp), now=now, owner=client.client_id
+        ):
             raise OAuthError(
                 "invalid_client", "client assertion jti was already used (RFC 7523 §3)", status=401
             )
@@ -408,7 +418,17 @@ class LabAuthorizationServer:
         (one ``DPoP`` field, RFC 9449 §4.3, AS nonces, the refresh token's key, §5)."""
         if self._endpoint is None:
             raise RuntimeError("set_issuer() must be called before the server handles requests")
-        return self._endpoint.verify(req.headers, refresh_token_jkt=refresh_jkt, now=now)
+        return self._endpoint.check(req.headers, refresh_token_jkt=refresh_jkt, now=now)
+
+    def _record_proof(self, checked: TokenRequest, client: ClientRegistration, now: float) -> None:
+        """Record the proof's ``jti`` once the client is authenticated (RFC 9449 §11.1):
+        an unauthenticated request adds nothing to the replay store, and each client
+        (a public client: each DPoP key, its refresh token already validated) only fills
+        its own quota."""
+        if self._endpoint is None:
+            raise RuntimeError("set_issuer() must be called before the server handles requests")
+        owner = None if client.auth_method == "none" else client.client_id
+        self._endpoint.record(checked, client_id=owner, now=now)
 
     # ------------------------------------------------------------------------ grants
 
@@ -419,14 +439,19 @@ class LabAuthorizationServer:
             raise OAuthError(
                 "unsupported_grant_type", "supported: client_credentials, refresh_token"
             )
-        # Order matters: the proof (and a nonce demand) comes before client
+        # Order matters: the proof is checked (and a nonce demanded) before client
         # authentication, so a nonce retry does not find its client assertion's jti
-        # already used; the refresh token is only consumed once everything passed.
+        # already used; the proof's jti is recorded only after the client (and its
+        # refresh token) passed, so unauthenticated requests cannot fill the replay
+        # store; the refresh token is only consumed once everything passed.
         refresh_token = form.get("refresh_token", "")
         peeked = self._peek_refresh(refresh_token, now) if grant_type == "refresh_token" else None
         checked = self._proof(req, now, refresh_jkt=peeked.jkt if peeked is not None else None)
         proof = checked.proof
         client = self._authenticate(req, now)
+        if peeked is not None and peeked.client_id != client.client_id:
+            raise OAuthError("invalid_grant", "refresh token was issued to another client")
+        self._record_proof(checked, client, now)
         if peeked is None:
             if client.auth_method == "none":
                 raise OAuthError(
@@ -498,18 +523,18 @@ class LabAuthorizationServer:
     def _binding(
         self, client: ClientRegistration, proof: Any, cert: x509.Certificate | None
     ) -> tuple[str | None, str | None]:
-        if client.binding == "bearer":
+        if client.binding == Binding.BEARER.value:
             return None, None
-        if client.binding == "dpop" and proof is None:
+        if client.binding == Binding.DPOP.value and proof is None:
             raise InvalidDPoPProof(
                 "this client must send a DPoP proof",
                 details={"check": "presence", "rfc": "RFC 9449 §5"},
             ).with_context(endpoint="token")
-        if client.binding == "mtls" and cert is None:
+        if client.binding == Binding.MTLS.value and cert is None:
             raise OAuthError("invalid_request", "this client must use mutual TLS (RFC 8705 §3)")
-        if proof is not None and client.binding in ("auto", "dpop"):
+        if proof is not None and client.binding in ("auto", Binding.DPOP.value):
             return str(proof.jkt), None
-        if cert is not None and client.binding in ("auto", "mtls"):
+        if cert is not None and client.binding in ("auto", Binding.MTLS.value):
             return None, cert_thumbprint(cert)
         return None, None
 
