@@ -382,6 +382,7 @@ def test_shared_redis_cache_stops_cross_instance_replay_and_fails_closed(
             200,
         ]
     with RedisReplayCache.from_url(redis_server.url) as shared:
+        shared.initialize()  # a fresh Redis: create its state-loss markers
         instances = [serve(base=public, rs_options={"replay_cache": shared}) for _ in range(2)]
         with client(pki) as http:
             headers = captured()
@@ -393,7 +394,11 @@ def test_shared_redis_cache_stops_cross_instance_replay_and_fails_closed(
             assert down.headers["Retry-After"] == "1"
             assert down.json()["error"] == "temporarily_unavailable"
             redis_server.start()
-            assert http.get(f"{instances[1].url}/items", headers=captured()).status_code == 200
+            # Restarted without its data: proofs whose window began before the loss are
+            # refused (503, not 200) — the store cannot know they were not used already.
+            lost = http.get(f"{instances[1].url}/items", headers=captured())
+            assert lost.status_code == 503
+            assert lost.json()["error"] == "temporarily_unavailable"
 
 
 def test_non_http_scopes_pass_through(serve: Serve, pki: LabPKI) -> None:
@@ -453,3 +458,19 @@ def test_refusals_are_logged_without_secrets(
     for secret in (at, proof, at.split(".")[2], proof.split(".")[2]):
         assert secret not in caplog.text
         assert secret not in response.text
+
+
+def test_lab_server_ignores_x_forwarded_for(serve: Serve, pki: LabPKI) -> None:
+    """ServedApp runs uvicorn without proxy headers: a loopback client naming the
+    trusted proxy in X-Forwarded-For stays an untrusted peer (issue 12's attack)."""
+    served = serve(base=None, trusted_proxies=["10.0.0.5"])
+    at = token(x5t=pki.clients["alice"].x5t_s256)
+    headers = {
+        "Client-Cert": pki.clients["alice"].client_cert_header,
+        "X-Forwarded-For": "10.0.0.5",
+        "X-Forwarded-Proto": "https",
+    }
+    with client(pki, auth=BearerAuth(at)) as http:
+        response = http.get(f"{served.url}/items", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_token"

@@ -20,13 +20,9 @@ Needs the ``lab`` extra (``httpx``). Nothing here logs or reprs tokens, proofs o
 
 from __future__ import annotations
 
-import json
-import re
 import secrets
 import ssl
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +31,13 @@ from typing import Any, Final
 import httpx
 
 from tokenlib import _jws
-from tokenlib.dpop import create_proof
+from tokenlib.integrations._client import (
+    NonceStore,
+    ProofSigner,
+    body_needed,
+    demands_nonce,
+    origin,
+)
 from tokenlib.jwk import PrivateKey, default_alg_for_key
 
 __all__ = [
@@ -54,56 +56,12 @@ __all__ = [
 ]
 
 CLIENT_ASSERTION_TYPE: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-_USE_DPOP_NONCE: Final = re.compile(r'error\s*=\s*"?use_dpop_nonce"?')
-_DPOP_SCHEME: Final = re.compile(r"(?:^|,)\s*dpop(?:\s|,|$)", re.I)
-_MAX_ERROR_BODY: Final = 16_384
 
 Clock = Callable[[], float]
 
 
-# ------------------------------------------------------------------------------ nonces
-
-
-class NonceStore:
-    """The latest ``DPoP-Nonce`` per origin (scheme://host:port), bounded LRU.
-
-    RFC 9449 §8.2: a client uses the most recent nonce a server gave it. Bounded so a
-    client talking to many hosts cannot grow without limit. Thread-safe; shared between
-    a :class:`DPoPAuth` and the copies made by :meth:`DPoPAuth.with_token`.
-    """
-
-    def __init__(self, max_origins: int = 256) -> None:
-        if max_origins < 1:
-            raise ValueError("max_origins must be >= 1")
-        self.max_origins = max_origins
-        self._lock = threading.Lock()
-        self._data: OrderedDict[str, str] = OrderedDict()
-
-    def get(self, origin: str) -> str | None:
-        with self._lock:
-            value = self._data.get(origin)
-            if value is not None:
-                self._data.move_to_end(origin)
-            return value
-
-    def put(self, origin: str, nonce: str) -> None:
-        with self._lock:
-            self._data[origin] = nonce
-            self._data.move_to_end(origin)
-            while len(self._data) > self.max_origins:
-                self._data.popitem(last=False)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._data)
-
-    def __repr__(self) -> str:
-        return f"NonceStore(origins={len(self)}, max_origins={self.max_origins})"
-
-
 def _origin(url: httpx.URL) -> str:
-    port = url.port or {"http": 80, "https": 443}.get(url.scheme, 0)
-    return f"{url.scheme}://{url.host}:{port}"
+    return origin(url.scheme, url.host, url.port)
 
 
 def _htu(url: httpx.URL) -> str:
@@ -135,12 +93,12 @@ class DPoPAuth(httpx.Auth):
         clock: Clock | None = None,
         retry_on_nonce: bool = True,
     ) -> None:
-        self._key = key
+        self._signer = ProofSigner(key, access_token=access_token, alg=alg, clock=clock)
         self.retry_on_nonce = retry_on_nonce
-        self.alg = alg or default_alg_for_key(key)
+        self.alg = self._signer.alg
         self._access_token = access_token
         self.nonces = nonces if nonces is not None else NonceStore()
-        self._clock = clock or time.time
+        self._clock = self._signer.clock
 
     def __repr__(self) -> str:
         return f"DPoPAuth(alg={self.alg!r}, token={'set' if self._access_token else 'none'})"
@@ -152,7 +110,7 @@ class DPoPAuth(httpx.Auth):
     def with_token(self, access_token: str) -> DPoPAuth:
         """The same key, clock and nonce memory, sending ``access_token`` (RFC 9449 §7.1)."""
         return DPoPAuth(
-            self._key,
+            self._signer.key,
             access_token=access_token,
             alg=self.alg,
             nonces=self.nonces,
@@ -160,17 +118,7 @@ class DPoPAuth(httpx.Auth):
         )
 
     def _sign(self, request: httpx.Request, nonce: str | None) -> None:
-        request.headers["DPoP"] = create_proof(
-            self._key,
-            request.method,
-            _htu(request.url),
-            access_token=self._access_token,
-            nonce=nonce,
-            now=self._clock(),
-            alg=self.alg,
-        )
-        if self._access_token is not None:
-            request.headers["Authorization"] = f"DPoP {self._access_token}"
+        request.headers.update(self._signer.headers(request.method, _htu(request.url), nonce))
 
     def _remember(self, origin: str, response: httpx.Response) -> str | None:
         nonce = response.headers.get("DPoP-Nonce")
@@ -190,22 +138,17 @@ class DPoPAuth(httpx.Auth):
 
     @staticmethod
     def _body_needed(response: httpx.Response) -> bool:
-        return response.status_code == 400 and "DPoP-Nonce" in response.headers
+        return body_needed(response.status_code, "DPoP-Nonce" in response.headers)
 
     @staticmethod
     def _demands_nonce(response: httpx.Response) -> bool:
-        if response.status_code == 401:
-            return any(
-                _DPOP_SCHEME.search(value) is not None and _USE_DPOP_NONCE.search(value) is not None
-                for value in response.headers.get_list("WWW-Authenticate")
-            )
-        if response.status_code == 400:
-            try:
-                body = json.loads(response.content[:_MAX_ERROR_BODY])
-            except (ValueError, httpx.ResponseNotRead):
-                return False
-            return isinstance(body, dict) and body.get("error") == "use_dpop_nonce"
-        return False
+        try:
+            body = response.content if response.status_code == 400 else None
+        except httpx.ResponseNotRead:
+            body = None
+        return demands_nonce(
+            response.status_code, response.headers.get_list("WWW-Authenticate"), body
+        )
 
     def _flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         origin = _origin(request.url)

@@ -14,6 +14,10 @@ the leaf is available from Python's ``ssl``) from the connection's ``ssl_object`
 ASGI server that implements the TLS extension (or a custom protocol like this one)
 works the same way.
 
+Proxy headers: uvicorn's ``proxy_headers`` handling is off (``--no-proxy-headers``), so
+``scope["client"]`` is always the transport peer — the only address a trust decision
+may rest on (see :mod:`tokenlib.integrations.asgi`).
+
 Lab and test tooling only: loopback addresses only, HTTP/1.1 only.
 """
 
@@ -214,6 +218,12 @@ class ServedApp:
             self.app,
             http=TLSScopeH11Protocol,
             lifespan=self._lifespan,
+            # Proxy headers off: uvicorn would otherwise rewrite scope["client"] and
+            # scope["scheme"] from X-Forwarded-For/-Proto for loopback peers, and every
+            # lab client is a loopback peer (tokenlib.integrations.asgi, trust boundary).
+            proxy_headers=False,
+            forwarded_allow_ips="",
+            server_header=False,
             log_level=self._log_level,
             log_config=None,
             access_log=False,
