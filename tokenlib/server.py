@@ -24,7 +24,9 @@ Decisions (each tested):
   an unbound token, and §7.2 expects such tokens to keep working.
 * ``cnf.x5t#S256`` (alone or next to ``jkt``): the request's client certificate must
   match (RFC 8705 §3); with both members, both bindings must hold. Unknown ``cnf``
-  members are tolerated.
+  members are tolerated. The binding checks are one table (``_BINDING_CHECKS``: per
+  method, its ``cnf`` member, the scheme that must carry it, how it is checked), kept
+  in step with :data:`tokenlib.binding.CNF_MEMBERS` at import.
 * ``public_base_url`` set → ``htu`` is that URL plus the request path; ``Host`` and
   ``X-Forwarded-*`` are never read (RFC 9449 §4.3 check 9 behind proxies). Without it
   ``url`` must be the absolute URL the client used.
@@ -40,15 +42,16 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from operator import attrgetter
+from typing import Any, Final, NamedTuple, cast
 
 from tokenlib._headers import Headers, collect, multiple_dpop_fields
 from tokenlib._htu import normalize_htu
 from tokenlib._time import Now, resolve_now
 from tokenlib.bearer import TokenVerifier
-from tokenlib.binding import Binding
+from tokenlib.binding import CNF_MEMBERS, Binding
 from tokenlib.claims import AccessToken, _slot_setters
 from tokenlib.dpop import DPoPPolicy, DPoPProof, check_proof, replay_detected, replay_key
 from tokenlib.errors import (
@@ -407,23 +410,23 @@ class ResourceServer:
                 )
             raw_token = match.group(2)
             token = self.verifier.verify(raw_token, now=moment)
-            proof: DPoPProof | None = None
-            response_headers: dict[str, str] = {}
-            if scheme == "DPoP":
-                proof = self._check_dpop(token, raw_token, dpop_values, method, url, moment)
-                if self.require_nonce and self.nonce_manager is not None:
-                    response_headers = self.nonce_manager.response_headers(proof.nonce, now=moment)
-            elif token.jkt is not None:
-                raise InvalidToken(
-                    "a DPoP-bound access token must be sent with the DPoP scheme",
-                    details={"check": "downgrade", "cnf.jkt": token.jkt, "rfc": "RFC 9449 §7.2"},
-                )
-            thumbprint = None
-            if token.x5t_s256 is not None:
-                if client_cert_thumbprint is not None:
-                    thumbprint = verify_thumbprint_binding(token, client_cert_thumbprint)
-                else:
-                    thumbprint = verify_certificate_binding(token, client_cert)
+            request: _Request | None = None  # made by the first check that runs
+            for _binding, _member, claimed_of, check, needs, mismatch in _BINDING_CHECKS:
+                claimed = claimed_of(token)
+                if mismatch is not None and (scheme == needs) is (claimed is None):
+                    raise mismatch(token)
+                if claimed is not None:
+                    if request is None:
+                        request = _Request(
+                            method,
+                            url,
+                            raw_token,
+                            dpop_values,
+                            client_cert,
+                            client_cert_thumbprint,
+                            moment,
+                        )
+                    check(self, token, claimed, request)
             required = frozenset(required_scopes) if required_scopes else frozenset()
             if required and not token.scopes.issuperset(required):
                 raise InsufficientScope(
@@ -444,62 +447,161 @@ class ResourceServer:
         _set[2](grant, token.subject)
         _set[3](grant, token.client_id)
         _set[4](grant, token.scopes)
-        _set[5](grant, proof)
-        _set[6](grant, thumbprint)
         _set[7](grant, token.claims)
-        _set[8](grant, response_headers)
+        if request is None:  # no binding to check: a bearer token
+            _set[5](grant, None)
+            _set[6](grant, None)
+            _set[8](grant, {})
+        else:
+            _set[5](grant, request.proof)
+            _set[6](grant, request.cert_thumbprint)
+            _set[8](grant, request.response_headers)
         return grant, moment
 
-    def _check_dpop(
+
+class _Request:
+    """What one request presents for the binding checks, and what they found."""
+
+    __slots__ = (
+        "cert_thumbprint",
+        "client_cert",
+        "client_cert_thumbprint",
+        "dpop_values",
+        "method",
+        "now",
+        "proof",
+        "raw_token",
+        "response_headers",
+        "url",
+    )
+
+    def __init__(
         self,
-        token: AccessToken,
-        raw_token: str,
-        dpop_values: list[str],
         method: str,
         url: str,
+        raw_token: str,
+        dpop_values: list[str],
+        client_cert: CertificateInput | None,
+        client_cert_thumbprint: str | None,
         now: float,
-    ) -> DPoPProof:
-        """RFC 9449 §7.1: a proof is present, valid for this request and token, and made
-        with the key ``cnf.jkt`` names."""
-        if token.jkt is None:
-            raise InvalidToken(
-                "the access token is not DPoP-bound (no cnf.jkt)",
-                details={"check": "cnf.jkt", "claimed": None, "rfc": "RFC 9449 §6, §7.1"},
-            )
-        if not dpop_values:
-            raise InvalidDPoPProof(
-                "the DPoP scheme requires a DPoP proof header",
-                details={"check": "dpop_header", "count": 0, "rfc": "RFC 9449 §7.1"},
-            )
-        try:
-            htu = self.htu_for(url)
-        except ValueError as exc:
-            raise InvalidRequest(
-                f"the request URL is not usable: {exc}", details={"check": "htu"}
-            ) from None
-        try:
-            return check_proof(
-                dpop_values[0],
-                htm=method,
-                htu=htu,
-                access_token=raw_token,
-                nonce=self.nonce_manager if self.require_nonce else None,
-                now=now,
-                policy=self.policy,
-                expected_jkt=token.jkt,
-            )
-        except InvalidDPoPProof as err:
-            if err.check != "jkt":
-                raise
-            raise InvalidToken(
-                "Invalid DPoP key binding",
-                details={
-                    "check": "cnf.jkt",
-                    "claimed": token.jkt,
-                    "computed": err.details.get("presented"),
-                    "rfc": "RFC 9449 §6, §7.1",
-                },
-            ) from None
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.raw_token = raw_token
+        self.dpop_values = dpop_values
+        self.client_cert = client_cert
+        self.client_cert_thumbprint = client_cert_thumbprint
+        self.now = now
+        self.proof: DPoPProof | None = None
+        self.cert_thumbprint: str | None = None
+        self.response_headers: dict[str, str] = {}
+
+
+def _check_dpop(server: ResourceServer, token: AccessToken, jkt: str, request: _Request) -> None:
+    """RFC 9449 §7.1: a proof is present, valid for this request and token, and made
+    with the key ``cnf.jkt`` names; a rotated server nonce goes into the response."""
+    if not request.dpop_values:
+        raise InvalidDPoPProof(
+            "the DPoP scheme requires a DPoP proof header",
+            details={"check": "dpop_header", "count": 0, "rfc": "RFC 9449 §7.1"},
+        )
+    try:
+        htu = server.htu_for(request.url)
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"the request URL is not usable: {exc}", details={"check": "htu"}
+        ) from None
+    try:
+        proof = check_proof(
+            request.dpop_values[0],
+            htm=request.method,
+            htu=htu,
+            access_token=request.raw_token,
+            nonce=server.nonce_manager if server.require_nonce else None,
+            now=request.now,
+            policy=server.policy,
+            expected_jkt=jkt,
+        )
+    except InvalidDPoPProof as err:
+        if err.check != "jkt":
+            raise
+        raise InvalidToken(
+            "Invalid DPoP key binding",
+            details={
+                "check": "cnf.jkt",
+                "claimed": jkt,
+                "computed": err.details.get("presented"),
+                "rfc": "RFC 9449 §6, §7.1",
+            },
+        ) from None
+    request.proof = proof
+    if server.require_nonce and server.nonce_manager is not None:
+        request.response_headers = server.nonce_manager.response_headers(
+            proof.nonce, now=request.now
+        )
+
+
+def _dpop_scheme_mismatch(token: AccessToken) -> TokenError:
+    """The ``DPoP`` scheme with a token lacking ``cnf.jkt`` (RFC 9449 §7.1), or a
+    DPoP-bound token sent with another scheme (the §7.2 downgrade)."""
+    if token.jkt is None:
+        return InvalidToken(
+            "the access token is not DPoP-bound (no cnf.jkt)",
+            details={"check": "cnf.jkt", "claimed": None, "rfc": "RFC 9449 §6, §7.1"},
+        )
+    return InvalidToken(
+        "a DPoP-bound access token must be sent with the DPoP scheme",
+        details={"check": "downgrade", "cnf.jkt": token.jkt, "rfc": "RFC 9449 §7.2"},
+    )
+
+
+def _check_certificate(
+    server: ResourceServer, token: AccessToken, x5t_s256: str, request: _Request
+) -> None:
+    """RFC 8705 §3: the request's client certificate (or the hash a trusted proxy
+    forwarded) is the one ``cnf.x5t#S256`` names, compared in constant time."""
+    if request.client_cert_thumbprint is not None:
+        request.cert_thumbprint = verify_thumbprint_binding(token, request.client_cert_thumbprint)
+    else:
+        request.cert_thumbprint = verify_certificate_binding(token, request.client_cert)
+
+
+class _BindingCheck(NamedTuple):
+    """How a resource server enforces one proof-of-possession method.
+
+    ``member`` is the ``cnf`` member naming the key or certificate (``claimed`` reads
+    it, parsed, from the :class:`~tokenlib.claims.AccessToken`); when the token has it,
+    ``check`` runs and records its evidence on the request. ``scheme``, when set, is
+    the authorization scheme that must carry this method: presenting that scheme
+    without the member, or the member without that scheme, is ``mismatch(token)``.
+    (A tuple, so the per-request loop unpacks it instead of reading attributes.)
+    """
+
+    binding: Binding
+    member: str
+    claimed: Callable[[AccessToken], str | None]
+    check: Callable[[ResourceServer, AccessToken, str, _Request], None]
+    scheme: str | None = None
+    mismatch: Callable[[AccessToken], TokenError] | None = None
+
+
+#: Every binding check, in the order they run (a DPoP scheme/cnf mismatch is reported
+#: before any certificate problem); a token with both ``cnf`` members must pass both.
+_BINDING_CHECKS: Final[tuple[_BindingCheck, ...]] = (
+    _BindingCheck(
+        Binding.DPOP,
+        "jkt",
+        attrgetter("jkt"),
+        _check_dpop,
+        scheme="DPoP",
+        mismatch=_dpop_scheme_mismatch,
+    ),
+    _BindingCheck(Binding.MTLS, "x5t#S256", attrgetter("x5t_s256"), _check_certificate),
+)
+if {(e.member, e.binding) for e in _BINDING_CHECKS} != {
+    (member, binding) for member, (binding, _) in CNF_MEMBERS.items()
+}:  # pragma: no cover - a new cnf method needs its check here
+    raise RuntimeError("tokenlib.server: a cnf member in CNF_MEMBERS has no binding check")
 
 
 def _quoted(value: str) -> str:

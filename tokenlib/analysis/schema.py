@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tokenlib.binding import Binding
+
 SCHEMA_VERSION = "1.0"
 
 Kind = Literal["string", "category", "boolean", "integer", "number", "date"]
@@ -60,7 +62,9 @@ KEY_STORAGES = ("none", "software", "webcrypto_non_extractable", "platform_keyst
 CERT_MANAGEMENT = ("none", "manual", "automated_pki", "spiffe")
 REFRESH_TOKENS = ("none", "static", "rotating")
 TOKEN_FORMATS = ("jwt", "opaque")
-BINDINGS = ("bearer", "mtls", "dpop")
+#: The ``binding`` column's values: the plain :class:`tokenlib.binding.Binding` values an
+#: inventory records (``dpop+mtls`` is not an inventory value).
+BINDINGS: tuple[str, ...] = tuple(b.value for b in (Binding.BEARER, Binding.MTLS, Binding.DPOP))
 EXPOSURE_CHANNELS = (
     "app_logs",
     "proxy_logs",
@@ -404,13 +408,13 @@ FLOW_COLUMNS: tuple[Column, ...] = (
         allowed=BINDINGS,
         aliases=("binding_type", "sender_constraint", "token_binding", "pop"),
         value_aliases=_va(
-            none="bearer",
-            tls_client_auth="mtls",
-            mutual_tls="mtls",
-            rfc8705="mtls",
-            cnf_x5t_s256="mtls",
-            rfc9449="dpop",
-            cnf_jkt="dpop",
+            none=Binding.BEARER.value,
+            tls_client_auth=Binding.MTLS.value,
+            mutual_tls=Binding.MTLS.value,
+            rfc8705=Binding.MTLS.value,
+            cnf_x5t_s256=Binding.MTLS.value,
+            rfc9449=Binding.DPOP.value,
+            cnf_jkt=Binding.DPOP.value,
         ),
     ),
     Column(

@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any, Final
 
+from tokenlib.binding import CNF_MEMBERS, Binding
 from tokenlib.cli._input import (
     MAX_INPUT,
     add_now,
@@ -47,21 +48,20 @@ _URL_TIMEOUT: Final = 10.0
 
 
 def binding_of(claims: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
-    """(binding name, confirmation members) from a token's ``cnf`` (RFC 8705 §3.1, RFC 9449 §6)."""
+    """(binding name, confirmation members) from a token's ``cnf`` (RFC 8705 §3.1, RFC 9449 §6).
+
+    The name is a :class:`tokenlib.binding.Binding` value (``bearer``, ``dpop``, ``mtls``,
+    ``dpop+mtls``). This reads an unverified token, so every string member counts; the
+    strict parse is :meth:`tokenlib.binding.Confirmation.parse`."""
     cnf = claims.get("cnf")
     members: dict[str, str] = {}
     if isinstance(cnf, Mapping):
-        for name in ("jkt", "x5t#S256"):
+        for name in CNF_MEMBERS:
             value = cnf.get(name)
             if isinstance(value, str):
                 members[name] = value
-    if "jkt" in members and "x5t#S256" in members:
-        return "dpop+mtls", members
-    if "jkt" in members:
-        return "dpop", members
-    if "x5t#S256" in members:
-        return "mtls", members
-    return "bearer", members
+    binding = Binding.of(jkt=members.get("jkt"), x5t_s256=members.get("x5t#S256"))
+    return binding.value, members
 
 
 # -- issue -----------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ def _cmd_token_issue(args: argparse.Namespace) -> int:
         )
     except (ValueError, TypeError) as exc:
         raise CLIError(f"cannot issue the token: {exc}") from None
-    binding = "dpop+mtls" if jkt and x5t else "dpop" if jkt else "mtls" if x5t else "bearer"
+    binding = Binding.of(jkt=jkt or None, x5t_s256=x5t or None).value
     if args.json:
         emit_json(
             {
@@ -245,7 +245,7 @@ def _cmd_token_inspect(args: argparse.Namespace) -> int:
         except ValueError as exc:  # a broken JWKS is the operator's input
             raise CLIError(f"the JWKS {args.jwks!r} is unusable: {exc}") from None
         record["verified"] = True
-        record["binding"] = verified.binding
+        record["binding"] = verified.binding.value
     if args.json:
         emit_json(record)
         return EXIT_OK

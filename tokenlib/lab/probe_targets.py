@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from tokenlib.binding import Binding
 from tokenlib.lab.weak_rs import WEAKNESSES
 
 if TYPE_CHECKING:
@@ -166,13 +167,16 @@ class ProbeTargets:
         self.urls["weak"] = weak.url + _PATH
 
     def probe(
-        self, which: Which, binding: Literal["dpop", "mtls"] = "dpop", **options: Any
+        self,
+        which: Which,
+        binding: Literal[Binding.DPOP, Binding.MTLS] = Binding.DPOP,
+        **options: Any,
     ) -> ProbeReport:
         """Probe target ``which`` with alice's ``binding`` token (options go to
         :func:`tokenlib.probe.probe`, e.g. ``rate=``)."""
         from tokenlib.probe.runner import probe
 
-        if binding == "dpop":
+        if binding == Binding.DPOP:
             return probe(
                 self.urls[which], token=self.dpop_token, key=self.dpop_key_file,
                 verify=self.ca_file, **options,

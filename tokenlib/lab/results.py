@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final
 import pandas as pd
 
 from tokenlib._atomic import atomic_path
+from tokenlib.binding import Binding
 from tokenlib.lab.proxy import PROXY_MODES
 from tokenlib.lab.scenarios import expectation, flag_for
 
@@ -94,7 +95,7 @@ def _frame(
         rows.append(
             {
                 "replay_cache": cache,
-                "binding": binding,
+                "binding": str(binding),  # the plain value, also for a Binding member
                 "proxy_mode": mode,
                 "attack": attack,
                 "accepted": outcome.accepted,
@@ -201,10 +202,15 @@ def plot_lab(results: pd.DataFrame) -> tuple[Figure, Figure]:
         fig2 = Figure(figsize=(10.0, 5.2))
         ax2 = fig2.add_subplot()
         series = [
-            ("bearer", "per_instance_memory", "bearer", "bearer"),
-            ("mtls", "per_instance_memory", "mTLS", "mtls"),
-            ("dpop", "per_instance_memory", "DPoP, per-instance cache", "dpop_per_instance_cache"),
-            ("dpop", "shared_redis", "DPoP, shared Redis cache", "dpop_shared_cache"),
+            (Binding.BEARER, "per_instance_memory", "bearer", "bearer"),
+            (Binding.MTLS, "per_instance_memory", "mTLS", "mtls"),
+            (
+                Binding.DPOP,
+                "per_instance_memory",
+                "DPoP, per-instance cache",
+                "dpop_per_instance_cache",
+            ),
+            (Binding.DPOP, "shared_redis", "DPoP, shared Redis cache", "dpop_shared_cache"),
         ]
         series = [s for s in series if ((base.binding == s[0]) & (base.replay_cache == s[1])).any()]
         width = 0.8 / max(len(series), 1)

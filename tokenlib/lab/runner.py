@@ -41,6 +41,7 @@ from typing import Final
 import httpx
 import pandas as pd
 
+from tokenlib.binding import Binding
 from tokenlib.dpop import create_proof
 from tokenlib.jwk import PrivateKey
 from tokenlib.lab.environment import _SCOPE, LabEnvironment, stop_on_signals
@@ -147,7 +148,7 @@ class _Runner:
 
     def _legit_headers(self, binding: str) -> Callable[[str], dict[str, str]]:
         token = getattr(self.tokens, binding)
-        if binding == "dpop":
+        if binding == Binding.DPOP:
             key = self.env.keys["alice_dpop"]
             return lambda url: _dpop_headers(key, url, token)
         return lambda url: {"Authorization": f"Bearer {token}"}
@@ -166,7 +167,7 @@ class _Runner:
         timings: dict[str, list[float]] = {b: [] for b in bindings}
         with contextlib.ExitStack() as stack:
             clients = {
-                b: stack.enter_context(self._client("alice" if b == "mtls" else None))
+                b: stack.enter_context(self._client("alice" if b == Binding.MTLS else None))
                 for b in bindings
             }
             first = {b: clients[b].get(url, headers=headers[b](url)) for b in bindings}
@@ -182,7 +183,7 @@ class _Runner:
     def attack(self, binding: str, mode: str, attack: str) -> _Outcome:
         token = getattr(self.tokens, binding)
         if attack == "stolen_token":
-            if binding == "dpop":
+            if binding == Binding.DPOP:
                 key = self.env.keys["mallory_dpop"]
                 return self._send(mode, 0, "mallory", lambda url: _dpop_headers(key, url, token))
             return self._send(mode, 0, "mallory", lambda url: {"Authorization": f"Bearer {token}"})
@@ -252,8 +253,9 @@ def run_lab(
             # for the added latency, measured in the same phase even when not reported).
             for path in modes:
                 wanted = [b for (c, b, m, a) in order if (c, m, a) == (cache, path, "baseline")]
-                measured = runner.baselines(path, ["bearer", *(b for b in wanted if b != "bearer")])
-                bearer_ms[(cache, path)] = measured["bearer"].latency_ms
+                bearer = Binding.BEARER
+                measured = runner.baselines(path, [bearer, *(b for b in wanted if b != bearer)])
+                bearer_ms[(cache, path)] = measured[bearer].latency_ms
                 for index, (c, binding, m, attack) in enumerate(order):
                     if (c, m, attack) == (cache, path, "baseline"):
                         results[index] = measured[binding]

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
+from tokenlib.binding import Binding
 from tokenlib.lab.proxy import PROXY_MODES
 from tokenlib.probe.catalogue import check_by_id
 
@@ -54,7 +55,9 @@ __all__ = [
     "scenarios",
 ]
 
-Binding = Literal["bearer", "mtls", "dpop"]
+#: The bindings the lab runs (:class:`tokenlib.binding.Binding` members; ``dpop+mtls`` is
+#: not a lab scenario).
+LabBinding = Literal[Binding.BEARER, Binding.MTLS, Binding.DPOP]
 Attack = Literal[
     "baseline",
     "stolen_token",
@@ -72,7 +75,7 @@ class AttackRow:
     and ``why`` say what happens). ``flag``: the finding recorded when the outcome is
     ``accepted == flag_when_accepted``."""
 
-    binding: Binding
+    binding: LabBinding
     attack: Attack
     why: str
     check: str | None = None
@@ -92,7 +95,7 @@ class AttackRow:
 class PathEffect:
     """What a proxy mode or replay cache changes for one attack (``None`` matches any)."""
 
-    binding: Binding
+    binding: LabBinding
     attack: Attack
     accepted: bool
     why: str
@@ -100,20 +103,20 @@ class PathEffect:
     cache: Cache | None = None
 
 
-BINDINGS: Final[tuple[Binding, ...]] = ("bearer", "mtls", "dpop")
+BINDINGS: Final[tuple[LabBinding, ...]] = (Binding.BEARER, Binding.MTLS, Binding.DPOP)
 CACHES: Final[tuple[Cache, ...]] = ("per_instance_memory", "shared_redis")
 
 ATTACK_TABLE: Final[tuple[AttackRow, ...]] = (
-    AttackRow("bearer", "baseline", "legitimate request", accepted=True),
+    AttackRow(Binding.BEARER, "baseline", "legitimate request", accepted=True),
     AttackRow(
-        "bearer",
+        Binding.BEARER,
         "stolen_token",
         "a bearer token works for whoever holds it (RFC 6750 §5)",
         accepted=True,
         flag="bearer_replay",
     ),
     AttackRow(
-        "mtls",
+        Binding.MTLS,
         "baseline",
         "legitimate request",
         check="mtls.valid",
@@ -121,36 +124,36 @@ ATTACK_TABLE: Final[tuple[AttackRow, ...]] = (
         flag_when_accepted=False,
     ),
     AttackRow(
-        "mtls",
+        Binding.MTLS,
         "stolen_token",
         "the attacker cannot present the bound certificate",
         check="mtls.other_cert",
         flag="stolen_token_accepted",
     ),
     AttackRow(
-        "mtls",
+        Binding.MTLS,
         "header_injection",
         "the RS ignores Client-Cert from a peer it does not trust",
         check="mtls.injected_client_cert",
         flag="header_injection",
     ),
-    AttackRow("dpop", "baseline", "legitimate request", check="dpop.valid"),
+    AttackRow(Binding.DPOP, "baseline", "legitimate request", check="dpop.valid"),
     AttackRow(
-        "dpop",
+        Binding.DPOP,
         "stolen_token",
         "the attacker's proof key does not match cnf.jkt",
         check="dpop.other_key",
         flag="stolen_token_accepted",
     ),
     AttackRow(
-        "dpop",
+        Binding.DPOP,
         "proof_replay_same_instance",
         "the instance's jti cache has seen the proof",
         check="dpop.jti_replayed",
         flag="proof_replay",
     ),
     AttackRow(
-        "dpop",
+        Binding.DPOP,
         "proof_replay_cross_instance",
         "the shared cache has seen the proof",
         check="dpop.jti_replayed",
@@ -160,28 +163,28 @@ ATTACK_TABLE: Final[tuple[AttackRow, ...]] = (
 
 PATH_EFFECTS: Final[tuple[PathEffect, ...]] = (
     PathEffect(
-        "mtls",
+        Binding.MTLS,
         "baseline",
         False,
         "the RS never sees the client certificate: mTLS binding breaks",
         proxy_mode="terminate",
     ),
     PathEffect(
-        "mtls",
+        Binding.MTLS,
         "header_injection",
         True,
         "the proxy passes the injected Client-Cert to a trusting RS (RFC 9440 §4)",
         proxy_mode="misconfigured_forward",
     ),
     PathEffect(
-        "mtls",
+        Binding.MTLS,
         "header_injection",
         False,
         "the proxy strips incoming Client-Cert and sets its own",
         proxy_mode="terminate_forward_cert",
     ),
     PathEffect(
-        "dpop",
+        Binding.DPOP,
         "proof_replay_cross_instance",
         True,
         "the other instance's memory cache has not seen the proof",
@@ -189,7 +192,7 @@ PATH_EFFECTS: Final[tuple[PathEffect, ...]] = (
     ),
 )
 
-ATTACKS: Final[dict[Binding, tuple[Attack, ...]]] = {
+ATTACKS: Final[dict[LabBinding, tuple[Attack, ...]]] = {
     b: tuple(r.attack for r in ATTACK_TABLE if r.binding == b) for b in BINDINGS
 }
 #: With the shared cache only the DPoP scenarios differ, so only those are re-run.
@@ -236,10 +239,10 @@ def scenarios(caches: Sequence[str]) -> list[tuple[str, str, str, str]]:
             for mode in PROXY_MODES:
                 for attack in ATTACKS[binding]:
                     if cache == "shared_redis" and (
-                        binding != "dpop" or attack not in REDIS_ATTACKS
+                        binding != Binding.DPOP or attack not in REDIS_ATTACKS
                     ):
                         continue
-                    out.append((cache, binding, mode, attack))
+                    out.append((cache, binding.value, mode, attack))
     return out
 
 

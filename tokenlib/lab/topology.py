@@ -51,6 +51,7 @@ from tokenlib.analysis.schema import (
     KEY_STORAGES,
     PUBLIC_KINDS,
 )
+from tokenlib.binding import Binding
 
 if TYPE_CHECKING:
     import httpx
@@ -91,7 +92,6 @@ __all__ = [
     "run_topology",
 ]
 
-Binding = Literal["bearer", "mtls", "dpop"]
 HopMode = Literal["passthrough", "terminate", "terminate_forward_cert"]
 JtiStore = Literal["none", "per_instance", "shared"]
 
@@ -122,10 +122,12 @@ ATTACK_LABELS: Final[dict[str, str]] = {
     "sent_as_bearer": "Bound token sent as a plain bearer token",
     "injected_client_cert": "Injected Client-Cert header",
 }
+#: The bindings a path can use today and the lab tries, in order.
+_BINDINGS: Final[tuple[Binding, ...]] = (Binding.BEARER, Binding.MTLS, Binding.DPOP)
 _ATTACKS: Final[dict[Binding, tuple[str, ...]]] = {
-    "bearer": ("legitimate", "captured_token"),
-    "mtls": ("legitimate", "captured_token", "sent_as_bearer", "injected_client_cert"),
-    "dpop": ("legitimate", "captured_token", "sent_as_bearer", "proof_replay"),
+    Binding.BEARER: ("legitimate", "captured_token"),
+    Binding.MTLS: ("legitimate", "captured_token", "sent_as_bearer", "injected_client_cert"),
+    Binding.DPOP: ("legitimate", "captured_token", "sent_as_bearer", "proof_replay"),
 }
 _LAB_TIMEOUT: Final = 10.0
 _SCOPE: Final = "orders:read"
@@ -224,7 +226,8 @@ def parse_hops(text: str | Sequence[str | Hop | tuple[str, str]]) -> tuple[Hop, 
 class Topology:
     """One request path: client, hops, resource server and authorization server.
 
-    ``binding`` is what the flow uses today (``bearer``, ``mtls``, ``dpop``); it decides the
+    ``binding`` is what the flow uses today (a :class:`~tokenlib.binding.Binding`: ``bearer``,
+    ``mtls`` or ``dpop``, given as a member or its value); it decides the
     "today" baseline of the models, not what the lab tries (the lab tries every mechanism).
     ``cert_management`` ``None`` means ``automated_pki`` for a client that can hold a
     certificate (not a browser, with a key), else ``none``. ``refresh_token`` ``None`` means
@@ -242,7 +245,7 @@ class Topology:
         default_factory=AuthorizationServerCapabilities
     )
     key_storage: str = "software"
-    binding: Binding = "bearer"
+    binding: Binding = Binding.BEARER
     cert_management: str | None = None
     refresh_token: str | None = None
     access_token_lifetime_s: int = 3600
@@ -258,6 +261,7 @@ class Topology:
         problems = _problems(self)
         if problems:
             raise TopologyError(problems)
+        object.__setattr__(self, "binding", Binding(self.binding))
         from tokenlib.analysis.inventory import InventoryError
 
         try:
@@ -305,9 +309,9 @@ class Topology:
         """Today's binding is checked end to end (the RS supports it and, for mTLS, no hop
         drops the certificate)."""
         rs = self.resource_server
-        if self.binding == "mtls":
+        if self.binding == Binding.MTLS:
             return rs.supports_mtls and all(h.mode != "terminate" for h in self.hops)
-        if self.binding == "dpop":
+        if self.binding == Binding.DPOP:
             return rs.supports_dpop
         return False
 
@@ -397,7 +401,7 @@ class Topology:
         )
         kind = choice("CLIENT_KIND", CLIENT_KINDS)
         key = choice("KEY_STORAGE", KEY_STORAGES)
-        binding = choice("BINDING_TODAY", ("bearer", "mtls", "dpop"))
+        binding = Binding(choice("BINDING_TODAY", [b.value for b in _BINDINGS]))
         strips = flag("FORWARDER_STRIPS_CLIENT_CERT")
         if problems:
             raise TopologyError(problems)
@@ -407,7 +411,7 @@ class Topology:
             resource_server=rs,
             authorization_server=auth,
             key_storage=key,
-            binding=binding,  # type: ignore[arg-type]
+            binding=binding,
             strips_client_cert=strips,
         )
 
@@ -419,7 +423,7 @@ class Topology:
             "CLIENT_KIND": self.client_kind,
             "HOPS": self.path,
             "KEY_STORAGE": self.key_storage,
-            "BINDING_TODAY": self.binding,
+            "BINDING_TODAY": self.binding.value,
             "RS_SUPPORTS_BEARER": rs.supports_bearer,
             "RS_SUPPORTS_MTLS": rs.supports_mtls,
             "RS_SUPPORTS_DPOP": rs.supports_dpop,
@@ -477,7 +481,7 @@ def _inventory(t: Topology) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
                 "refresh_token_lifetime_s": 0 if refresh == "none" else 30 * 86_400,
                 "token_format": "jwt",
                 "rs_introspects": False,
-                "binding": t.binding,
+                "binding": t.binding.value,
                 "binding_enforced": t.binding_enforced,
                 "requests_per_day": 1000,
                 "exposure_channels": ";".join(t.channels),
@@ -530,7 +534,7 @@ DEFAULT_PARAMETERS: Final[dict[str, Any]] = {
     "CLIENT_KIND": "web_backend",
     "HOPS": "cdn:terminate>api_gateway:terminate_forward_cert",
     "KEY_STORAGE": "software",
-    "BINDING_TODAY": "bearer",
+    "BINDING_TODAY": Binding.BEARER.value,
     "RS_SUPPORTS_BEARER": True,
     "RS_SUPPORTS_MTLS": True,
     "RS_SUPPORTS_DPOP": True,
@@ -572,7 +576,7 @@ def _problems(t: Topology) -> list[str]:
     if t.key_storage not in KEY_STORAGES:
         out.append(f"key storage must be one of {', '.join(KEY_STORAGES)}, got {t.key_storage!r}")
         return out
-    if t.binding not in ("bearer", "mtls", "dpop"):
+    if t.binding not in _BINDINGS:
         out.append(f"today's binding must be bearer, mtls or dpop, got {t.binding!r}")
         return out
     if rs.jti_store not in JTI_CACHES:
@@ -595,14 +599,14 @@ def _problems(t: Topology) -> list[str]:
                 "a browser app keeps its key as a non-extractable WebCrypto key (or has none), "
                 "not in " + t.key_storage.replace("_", " ")
             )
-        if t.binding == "mtls":
+        if t.binding == Binding.MTLS:
             out.append("a browser app cannot use mTLS today: browsers cannot present a client "
                        "certificate for an API call (RFC 8705 §6.4)")  # fmt: skip
         if cert != "none":
             out.append("a browser app has no certificate management")
     if cert != "none" and t.key_storage == "none":
         out.append("a client with a certificate holds its private key: choose a key storage")
-    if t.binding == "mtls":
+    if t.binding == Binding.MTLS:
         if cert == "none":
             out.append("today's mTLS binding needs certificate management at the client")
         if not auth.issues_mtls:
@@ -611,7 +615,7 @@ def _problems(t: Topology) -> list[str]:
         if not rs.supports_mtls:
             out.append("today's binding is mTLS but the resource server does not check "
                        "certificate-bound tokens")  # fmt: skip
-    if t.binding == "dpop":
+    if t.binding == Binding.DPOP:
         if t.key_storage == "none":
             out.append("today's DPoP binding needs a key: choose a key storage")
         if not auth.issues_dpop:
@@ -620,7 +624,7 @@ def _problems(t: Topology) -> list[str]:
         if not rs.supports_dpop:
             out.append("today's binding is DPoP but the resource server does not check "
                        "DPoP proofs")  # fmt: skip
-    if t.binding == "bearer" and not rs.supports_bearer:
+    if t.binding == Binding.BEARER and not rs.supports_bearer:
         out.append("today's binding is bearer but the resource server refuses bearer tokens")
     if rs.requires_nonce and not rs.supports_dpop:
         out.append("server nonces are part of DPoP (RFC 9449 §8): the resource server must "
@@ -1085,7 +1089,7 @@ def _start_lab(t: Topology, stack: contextlib.ExitStack) -> _Lab:
     tokens: dict[str, str] = {}
     endpoint = f"{as_server.url}/token"
     with httpx.Client(verify=pki.client_context(), timeout=_LAB_TIMEOUT) as http:
-        tokens["bearer"] = (
+        tokens[Binding.BEARER] = (
             TokenClient(
                 endpoint, client_id="alice-bearer", client_key=keys["alice_client"], http=http
             )
@@ -1093,13 +1097,13 @@ def _start_lab(t: Topology, stack: contextlib.ExitStack) -> _Lab:
             .access_token
         )
         if auth.issues_dpop:
-            tokens["dpop"] = TokenClient(
+            tokens[Binding.DPOP] = TokenClient(
                 endpoint, client_id="alice-dpop", client_key=keys["alice_client"],
                 dpop_key=keys["alice_dpop"], http=http,
             ).client_credentials(scope=_SCOPE).access_token  # fmt: skip
     if auth.issues_mtls:
         with httpx.Client(verify=pki.client_context("alice"), timeout=_LAB_TIMEOUT) as http:
-            tokens["mtls"] = (
+            tokens[Binding.MTLS] = (
                 TokenClient(endpoint, client_id="alice-mtls", http=http)
                 .client_credentials(scope=_SCOPE)
                 .access_token
@@ -1183,18 +1187,18 @@ class _LabResult:
     instance: int | None = None
 
 
-def _lab_cell(lab: _Lab, sender: _Sender, family: str, attack: str) -> _LabResult:
-    token = lab.tokens.get(family)
+def _lab_cell(lab: _Lab, sender: _Sender, binding: Binding, attack: str) -> _LabResult:
+    token = lab.tokens.get(binding)
     if token is None:
         return _LabResult(False, False, "not run: the authorization server issues no such token")
     keys = lab.keys
-    legit = _dpop(keys["alice_dpop"], token) if family == "dpop" else _bearer(token)
-    alice_cert = "alice" if family == "mtls" else None
+    legit = _dpop(keys["alice_dpop"], token) if binding == Binding.DPOP else _bearer(token)
+    alice_cert = "alice" if binding == Binding.MTLS else None
     if attack == "legitimate":
-        out, _, binding = sender.send(0, alice_cert, legit)
-        return _result(out, checked=binding is not None and family in str(binding))
+        out, _, served = sender.send(0, alice_cert, legit)
+        return _result(out, checked=served is not None and binding in str(served))
     if attack == "captured_token":
-        steal = _dpop(keys["mallory_dpop"], token) if family == "dpop" else _bearer(token)
+        steal = _dpop(keys["mallory_dpop"], token) if binding == Binding.DPOP else _bearer(token)
         out, _, _ = sender.send(0, "mallory", steal)
         return _result(out)
     if attack == "sent_as_bearer":
@@ -1226,19 +1230,19 @@ class _Prediction:
     text: str
 
 
-def _predict(t: Topology, ctx: Any, family: str, attack: str) -> _Prediction:
+def _predict(t: Topology, ctx: Any, binding: Binding, attack: str) -> _Prediction:
     """What the models say for one lab cell (see :func:`run_topology`)."""
     from tokenlib.analysis.models import max_replays
 
     rs = t.resource_server
-    if family == "bearer":
+    if binding == Binding.BEARER:
         if attack == "legitimate":
             return _Prediction(rs.supports_bearer, "accepted" if rs.supports_bearer else "refused")
         usable = float(max_replays(ctx, "bearer", "at_rest_copy")[0]) > 0
         return _Prediction(
             usable and rs.supports_bearer, "accepted: a bearer token works for anyone"
         )
-    mech = t.dpop_mechanism if family == "dpop" else "mtls"
+    mech = t.dpop_mechanism if binding == Binding.DPOP else "mtls"
     enforceable = bool(ctx.enforceable(mech, "today")[0])
     if attack == "legitimate":
         if enforceable:
@@ -1326,9 +1330,8 @@ def run_topology(
     started = time.perf_counter()
     flows, services, servers = topology.to_inventory()
     ctx = FlowContext.build(flows, services, params, authorization_servers=servers)
-    families: tuple[Binding, ...] = ("bearer", "mtls", "dpop")
-    cells = [(fam, a) for fam in families for a in _ATTACKS[fam]]
-    results: dict[tuple[str, str], _LabResult] = {}
+    cells = [(binding, a) for binding in _BINDINGS for a in _ATTACKS[binding]]
+    results: dict[tuple[Binding, str], _LabResult] = {}
     with contextlib.ExitStack() as stack:
         # the injected Client-Cert is refused on purpose; keep its warning out of the output
         asgi_log = logging.getLogger("tokenlib.integrations.asgi")
@@ -1336,20 +1339,25 @@ def run_topology(
         asgi_log.setLevel(logging.ERROR)
         lab = _start_lab(topology, stack)
         sender = _Sender(lab)
-        for fam, attack in cells:
-            results[(fam, attack)] = _lab_cell(lab, sender, fam, attack)
+        for binding, attack in cells:
+            results[(binding, attack)] = _lab_cell(lab, sender, binding, attack)
         requests = sender.requests
     rows = []
-    for fam, attack in cells:
-        mech = {"bearer": "bearer", "mtls": "mtls", "dpop": topology.dpop_mechanism}[fam]
-        lab_res = results[(fam, attack)]
-        pred = _predict(topology, ctx, fam, attack)
-        legit = results[(fam, "legitimate")]
+    for binding, attack in cells:
+        mech = {  # the models' mechanism id (DPoP: the variant this RS runs)
+            Binding.BEARER: "bearer",
+            Binding.MTLS: "mtls",
+            Binding.DPOP: topology.dpop_mechanism,
+        }[binding]
+        lab_res = results[(binding, attack)]
+        pred = _predict(topology, ctx, binding, attack)
+        legit = results[(binding, "legitimate")]
+        bound = binding != Binding.BEARER
         if attack == "legitimate":
-            lab_value = lab_res.accepted and (fam == "bearer" or lab_res.checked_binding)
-            if lab_res.accepted and fam != "bearer" and not lab_res.checked_binding:
+            lab_value = lab_res.accepted and (not bound or lab_res.checked_binding)
+            if lab_res.accepted and bound and not lab_res.checked_binding:
                 lab_text = "accepted, but as a bearer token (binding not checked)"
-            elif lab_res.accepted and fam != "bearer":
+            elif lab_res.accepted and bound:
                 lab_text = "accepted, binding checked"
             else:
                 lab_text = lab_res.outcome
@@ -1599,7 +1607,7 @@ def explorer_form(
         "KEY_STORAGE": w.Dropdown(
             options=[(label("key_storage", k), k) for k in KEY_STORAGES], description="Key"
         ),
-        "BINDING_TODAY": w.Dropdown(options=["bearer", "mtls", "dpop"], description="Today"),
+        "BINDING_TODAY": w.Dropdown(options=[b.value for b in _BINDINGS], description="Today"),
         "RS_SUPPORTS_BEARER": w.Checkbox(description="RS accepts bearer tokens"),
         "RS_SUPPORTS_MTLS": w.Checkbox(description="RS checks mTLS binding"),
         "RS_SUPPORTS_DPOP": w.Checkbox(description="RS checks DPoP"),

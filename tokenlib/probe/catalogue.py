@@ -22,19 +22,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from tokenlib.binding import Binding
+
 __all__ = [
     "AS_CHECKS",
     "CHECKS",
     "RS_CHECKS",
     "Binding",
     "Check",
+    "CheckBinding",
     "Expect",
     "Severity",
     "check_by_id",
 ]
 
 Severity = Literal["must", "should", "info"]
-Binding = Literal["any", "dpop", "mtls"]
+#: What a check needs: a DPoP-bound or a certificate-bound token
+#: (:class:`tokenlib.binding.Binding` members), or ``"any"`` token.
+CheckBinding = Literal["any", Binding.DPOP, Binding.MTLS]
 #: ``accept``: a 2xx answer; ``reject``: a 4xx answer (an exception or a 5xx is not a
 #: refusal); ``nonce_challenge``: 401 (RS) or 400 (AS) with ``use_dpop_nonce`` and a
 #: ``DPoP-Nonce`` header; ``unauthorized``: 401 with a ``WWW-Authenticate`` challenge.
@@ -52,7 +57,7 @@ class Check:
     title: str
     rfc: str
     severity: Severity
-    binding: Binding
+    binding: CheckBinding
     sends: str
     expects: str
     expect: Expect
@@ -82,7 +87,7 @@ def _dpop(
         title=title,
         rfc=rfc,
         severity=severity,
-        binding="dpop",
+        binding=Binding.DPOP,
         sends=sends,
         expects=expects,
         expect="accept" if accept else "reject",
@@ -299,7 +304,7 @@ RS_CHECKS: Final[tuple[Check, ...]] = (
         "Nonce demand uses 401 use_dpop_nonce with a DPoP-Nonce header",
         "RFC 9449 §9",
         "should",
-        "dpop",
+        Binding.DPOP,
         "a valid proof without nonce to a server that demands nonces",
         "401, WWW-Authenticate error=use_dpop_nonce, a DPoP-Nonce header",
         "nonce_challenge",
@@ -309,7 +314,7 @@ RS_CHECKS: Final[tuple[Check, ...]] = (
         "Retry with the server's nonce is accepted",
         "RFC 9449 §9",
         "must",
-        "dpop",
+        Binding.DPOP,
         "a fresh proof carrying the nonce from the server's DPoP-Nonce header",
         "accepted (2xx)",
         "accept",
@@ -319,7 +324,7 @@ RS_CHECKS: Final[tuple[Check, ...]] = (
         "Proof with a nonce the server never issued is refused",
         "RFC 9449 §9, §11.3",
         "must",
-        "dpop",
+        Binding.DPOP,
         "a fresh proof carrying a made-up nonce",
         "refused (401; §9 asks for use_dpop_nonce with a fresh DPoP-Nonce)",
         "reject",
@@ -330,7 +335,7 @@ RS_CHECKS: Final[tuple[Check, ...]] = (
         "Certificate-bound token with its certificate is accepted",
         "RFC 8705 §3",
         "must",
-        "mtls",
+        Binding.MTLS,
         "the token over TLS with the bound client certificate",
         "accepted (2xx)",
         "accept",
@@ -340,7 +345,7 @@ RS_CHECKS: Final[tuple[Check, ...]] = (
         "Certificate-bound token without a certificate is refused",
         "RFC 8705 §3",
         "must",
-        "mtls",
+        Binding.MTLS,
         "the token over TLS without a client certificate",
         "refused (401 invalid_token)",
         "reject",
@@ -350,7 +355,7 @@ RS_CHECKS: Final[tuple[Check, ...]] = (
         "Certificate-bound token with another certificate is refused",
         "RFC 8705 §3",
         "must",
-        "mtls",
+        Binding.MTLS,
         "the token over TLS with a fresh self-signed certificate",
         "refused (401 invalid_token, or the TLS handshake fails)",
         "reject",
@@ -360,7 +365,7 @@ RS_CHECKS: Final[tuple[Check, ...]] = (
         "Client-Cert header injected by the caller is ignored",
         "RFC 9440 §4; RFC 8705 §3",
         "must",
-        "mtls",
+        Binding.MTLS,
         "the token without a TLS certificate, the bound certificate in a Client-Cert header",
         "refused (401 invalid_token): only a trusted proxy may set Client-Cert",
         "reject",
@@ -376,7 +381,7 @@ AS_CHECKS: Final[tuple[Check, ...]] = (
         "Public client's refresh token with its key is accepted",
         "RFC 9449 §5",
         "must",
-        "dpop",
+        Binding.DPOP,
         "the refresh-token grant with a proof from the bound key",
         "200 with a new DPoP-bound token",
         "accept",
@@ -387,7 +392,7 @@ AS_CHECKS: Final[tuple[Check, ...]] = (
         "Token request with a proof for another URL is refused",
         "RFC 9449 §4.3 check 9, §5",
         "must",
-        "dpop",
+        Binding.DPOP,
         "the grant, proof htu of another path",
         "400 invalid_dpop_proof",
         "reject",
@@ -398,7 +403,7 @@ AS_CHECKS: Final[tuple[Check, ...]] = (
         "Token request with a proof for GET is refused",
         "RFC 9449 §4.3 check 8, §5",
         "must",
-        "dpop",
+        Binding.DPOP,
         "the grant, proof htm GET",
         "400 invalid_dpop_proof",
         "reject",
@@ -409,7 +414,7 @@ AS_CHECKS: Final[tuple[Check, ...]] = (
         "Token request with a malformed proof is refused",
         "RFC 9449 §4.3 check 2, §5",
         "must",
-        "dpop",
+        Binding.DPOP,
         "the grant, DPoP: not-a-jwt",
         "400 invalid_dpop_proof",
         "reject",
@@ -420,7 +425,7 @@ AS_CHECKS: Final[tuple[Check, ...]] = (
         "Token request with an hour-old proof is refused",
         "RFC 9449 §4.3 check 11, §5",
         "must",
-        "dpop",
+        Binding.DPOP,
         "the grant, proof iat one hour ago",
         "400 invalid_dpop_proof",
         "reject",
@@ -431,7 +436,7 @@ AS_CHECKS: Final[tuple[Check, ...]] = (
         "Nonce demand at the token endpoint is 400 use_dpop_nonce",
         "RFC 9449 §8",
         "must",
-        "dpop",
+        Binding.DPOP,
         "a valid proof without nonce to a server that demands nonces",
         "400 (not 401), error use_dpop_nonce, a DPoP-Nonce header",
         "nonce_challenge",
@@ -442,7 +447,7 @@ AS_CHECKS: Final[tuple[Check, ...]] = (
         "PAR with dpop_jkt not matching the proof is refused",
         "RFC 9449 §10.1; RFC 9126 §2.3",
         "must",
-        "dpop",
+        Binding.DPOP,
         "a pushed authorization request with dpop_jkt of another key and a valid proof",
         "400 invalid_request or invalid_dpop_proof",
         "reject",
@@ -453,7 +458,7 @@ AS_CHECKS: Final[tuple[Check, ...]] = (
         "Public client's refresh token with another key is refused",
         "RFC 9449 §5",
         "must",
-        "dpop",
+        Binding.DPOP,
         "the refresh-token grant with a proof from a fresh key",
         "400 invalid_grant / invalid_dpop_proof",
         "reject",

@@ -56,6 +56,8 @@ MAX_RATE: Final = 50.0
 _MAX_BODY: Final = 64 * 1024
 _ERROR_PARAM: Final = re.compile(r'error="([^"]*)"')
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+#: The bindings a probe can exercise (``binding=``): a token bound one way or both.
+_PROBED_BINDINGS: Final = (Binding.DPOP, Binding.MTLS, Binding.DPOP_MTLS)
 
 
 class ProbeInputError(ValueError):
@@ -110,7 +112,7 @@ class CheckResult:
             "note": self.note,
             "sends": c.sends,
             "expects": c.expects,
-            "binding": c.binding,
+            "binding": str(c.binding),  # the plain value
         }
 
 
@@ -265,9 +267,10 @@ def _target(
         dpop = jkt is not None or (not claims and private is not None)
         mtls = x5t is not None or (not claims and cert is not None)
     else:
-        if binding not in ("dpop", "mtls", "dpop+mtls"):
+        if binding not in _PROBED_BINDINGS:
             raise ProbeInputError("binding must be dpop, mtls or dpop+mtls")
-        dpop, mtls = "dpop" in binding, "mtls" in binding
+        methods = Binding(binding).methods
+        dpop, mtls = Binding.DPOP in methods, Binding.MTLS in methods
     if not dpop and not mtls:
         raise ProbeInputError(
             "the token is not sender-constrained (no cnf.jkt or cnf.x5t#S256): nothing to probe"
@@ -465,7 +468,7 @@ def _judge(check: Check, obs: Observation, *, nonce_status: int = 401) -> CheckR
         return CheckResult(check, status, note, obs.status, obs.www_authenticate, obs.error)
 
     if obs.status is None:
-        if check.expect == "reject" and check.binding == "mtls":
+        if check.expect == "reject" and check.binding == Binding.MTLS:
             return result("passed", f"refused during the TLS handshake ({obs.transport_error})")
         return result("failed", f"no HTTP answer: {obs.transport_error}")
     code = obs.status
@@ -542,8 +545,8 @@ def plan(
 def _applies(check: Check, target: _Target) -> bool:
     return (
         check.binding == "any"
-        or (check.binding == "dpop" and target.dpop)
-        or (check.binding == "mtls" and target.mtls)
+        or (check.binding == Binding.DPOP and target.dpop)
+        or (check.binding == Binding.MTLS and target.mtls)
     )
 
 
@@ -610,7 +613,7 @@ def probe(
     )
 
 
-def _checks(binding: str) -> Iterator[Check]:
+def _checks(binding: Binding) -> Iterator[Check]:
     return (c for c in RS_CHECKS if c.binding == binding)
 
 
@@ -635,7 +638,7 @@ def _run_rs(
     if target.mtls:
         valid = by_id["mtls.valid"]
         results[valid.id] = _judge(valid, one(valid))
-        for check in _checks("mtls"):
+        for check in _checks(Binding.MTLS):
             if check.id == valid.id:
                 continue
             if results[valid.id].status != "passed":
@@ -675,7 +678,7 @@ def _run_dpop(
         for check in (challenge, retry, unknown):
             results[check.id] = _na(check, "the server did not ask for a DPoP nonce")
     skip = {valid.id, challenge.id, retry.id, unknown.id}
-    for check in _checks("dpop"):
+    for check in _checks(Binding.DPOP):
         if check.id in skip:
             continue
         if results[valid.id].status != "passed":
@@ -825,7 +828,7 @@ def probe_token_endpoint(
         target=url,
         method="POST",
         mode="as",
-        binding="dpop",
+        binding=Binding.DPOP.value,
         started_at=started_at,
         seconds=round(time.perf_counter() - started, 3),
         requests_sent=sender.sent,

@@ -23,6 +23,7 @@ import pandas as pd
 
 from tokenlib.analysis import schema as S
 from tokenlib.analysis._validate import Problem
+from tokenlib.binding import Binding
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -403,7 +404,7 @@ def _default_key_storage(fields: Mapping[str, Value]) -> Value | None:
     if (
         binding is not None
         and kind is not None
-        and binding.value == "dpop"
+        and binding.value == Binding.DPOP
         and kind.value == "browser_spa"
     ):
         return assumed(
@@ -552,7 +553,7 @@ def build(reg: Registrations) -> Draft:
                 continue
             val = server.fields.get(col)
             if col in ("issues_dpop", "issues_mtls"):
-                binding = "dpop" if col == "issues_dpop" else "mtls"
+                binding = Binding.DPOP if col == "issues_dpop" else Binding.MTLS
                 if binding in bindings and (val is None or val.value is not True):
                     val = registered(True, f"{reg.source}: a client is registered {binding}-bound")
             if val is None:

@@ -33,8 +33,12 @@ from tokenlib.analysis.importers._common import (
     text,
     truthy,
 )
+from tokenlib.binding import Binding
 
 __all__ = ["MAPPING", "SOURCE", "parse"]
+
+#: Auth0's ``proof_of_possession.mechanism`` values and the binding each one names.
+_POP_MECHANISMS: dict[str, Binding] = {"mtls": Binding.MTLS, "dpop": Binding.DPOP}
 
 SOURCE = "auth0"
 
@@ -206,7 +210,8 @@ def parse(files: Sequence[str | Path], *, as_id: str | None = None) -> Registrat
         True, "default: Auth0 issues DPoP-bound tokens (GA 2026; ecosystem §2.2)"
     )
     mtls_seen = any(
-        text((obj.get("proof_of_possession") or {}).get("mechanism")) == "mtls"
+        _POP_MECHANISMS.get(text((obj.get("proof_of_possession") or {}).get("mechanism")))
+        is Binding.MTLS
         for _, obj in servers.values()
         if isinstance(obj.get("proof_of_possession"), dict)
     )
@@ -221,9 +226,9 @@ def parse(files: Sequence[str | Path], *, as_id: str | None = None) -> Registrat
     for ident, (where, obj) in servers.items():
         svc = regs.service(safe_id(ident))
         pop = obj.get("proof_of_possession")
-        if isinstance(pop, dict) and text(pop.get("mechanism")) in ("mtls", "dpop"):
+        if isinstance(pop, dict) and text(pop.get("mechanism")) in _POP_MECHANISMS:
             mech = text(pop.get("mechanism"))
-            svc.fields[f"supports_{mech}"] = registered(
+            svc.fields[f"supports_{_POP_MECHANISMS[mech]}"] = registered(
                 True, f"auth0 {where} proof_of_possession.mechanism {mech}"
             )
     by_client: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
@@ -348,7 +353,7 @@ def _binding(
 ) -> Value:
     pop = rs.get("proof_of_possession") if rs is not None else None
     mech = text(pop.get("mechanism")) if isinstance(pop, dict) else ""
-    if isinstance(pop, dict) and mech in ("mtls", "dpop") and truthy(pop.get("required")) is True:
+    if isinstance(pop, dict) and mech in _POP_MECHANISMS and truthy(pop.get("required")) is True:
         applies_to = text(pop.get("required_for")) or "all_clients"
         applies = (
             applies_to == "all_clients"
@@ -357,23 +362,23 @@ def _binding(
         )
         if applies:
             return registered(
-                mech,
+                _POP_MECHANISMS[mech],
                 f"auth0 {rs_where}.proof_of_possession (mechanism {mech}, required, "
                 f"required_for {applies_to})",
             )
     if requires_pop:
-        chosen = mech if mech in ("mtls", "dpop") else ("mtls" if tls_client else "dpop")
+        chosen = _POP_MECHANISMS.get(mech) or (Binding.MTLS if tls_client else Binding.DPOP)
         return registered(
             chosen,
             f"auth0 {where}.require_proof_of_possession true; mechanism "
             + (
                 f"{mech} from the API"
-                if mech in ("mtls", "dpop")
+                if mech in _POP_MECHANISMS
                 else ("mtls (client authenticates with mTLS)" if tls_client else "dpop")
             ),
         )
     return registered(
-        "bearer",
+        Binding.BEARER,
         f"auth0 {where}.require_proof_of_possession not true"
         + (f" and {rs_where}.proof_of_possession not required" if rs is not None else ""),
     )

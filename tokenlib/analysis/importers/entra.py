@@ -37,6 +37,7 @@ from tokenlib.analysis.importers._common import (
     text,
     truthy,
 )
+from tokenlib.binding import Binding
 
 __all__ = ["MAPPING", "SOURCE", "parse"]
 
@@ -276,7 +277,7 @@ def _app(
         "public" if kind in ("browser_spa", "mobile_app", "cli_tool") else "confidential", rule
     )
     rec.fields["binding"] = registered(
-        "bearer", "entra: no DPoP / certificate-bound token setting exists (ecosystem §2.2)"
+        Binding.BEARER, "entra: no DPoP / certificate-bound token setting exists (ecosystem §2.2)"
     )
     rec.fields["access_token_lifetime_s"] = _lifetime(app, where)
     if grant == "client_credentials":

@@ -34,6 +34,7 @@ from tokenlib.analysis.importers._common import (
     text,
     truthy,
 )
+from tokenlib.binding import Binding
 
 __all__ = ["BUILT_IN_CLIENTS", "MAPPING", "SOURCE", "parse"]
 
@@ -187,24 +188,24 @@ def _mapper_audiences(mappers: Any) -> list[tuple[str, str]]:
     return out
 
 
-def _policy_bindings(realm: Mapping[str, Any], prefix: str) -> list[tuple[str, str, set[str]]]:
+def _policy_bindings(realm: Mapping[str, Any], prefix: str) -> list[tuple[Binding, str, set[str]]]:
     """(binding, detail, access types or {'*'}) from realm client policies that apply a
     DPoP or holder-of-key enforcer."""
     profiles = realm.get("clientProfiles")
     policies = realm.get("clientPolicies")
     if not isinstance(profiles, dict) or not isinstance(policies, dict):
         return []
-    enforcing: dict[str, str] = {}
+    enforcing: dict[str, Binding] = {}
     for prof in as_list(profiles.get("profiles")):
         if not isinstance(prof, dict):
             continue
         for ex in as_list(prof.get("executors")):
             name = text(ex.get("executor")) if isinstance(ex, dict) else ""
             if name == "dpop-bind-enforcer":
-                enforcing[text(prof.get("name"))] = "dpop"
+                enforcing[text(prof.get("name"))] = Binding.DPOP
             elif name == "holder-of-key-enforcer":
-                enforcing[text(prof.get("name"))] = "mtls"
-    out: list[tuple[str, str, set[str]]] = []
+                enforcing[text(prof.get("name"))] = Binding.MTLS
+    out: list[tuple[Binding, str, set[str]]] = []
     for i, pol in enumerate(as_list(policies.get("policies"))):
         if not isinstance(pol, dict) or truthy(pol.get("enabled")) is False:
             continue
@@ -529,7 +530,7 @@ def _binding(
     attrs: Mapping[str, Any],
     loc: str,
     public: bool,
-    policies: Sequence[tuple[str, str, set[str]]],
+    policies: Sequence[tuple[Binding, str, set[str]]],
     regs: Registrations,
     where: str,
 ) -> Value:
@@ -539,13 +540,13 @@ def _binding(
     for binding, detail, types in policies:
         if "*" not in types and access not in types:
             continue
-        if binding == "dpop" and not dpop:
-            return registered("dpop", detail + " (executor dpop-bind-enforcer)")
-        if binding == "mtls" and not mtls:
-            return registered("mtls", detail + " (executor holder-of-key-enforcer)")
+        if binding == Binding.DPOP and not dpop:
+            return registered(Binding.DPOP, detail + " (executor dpop-bind-enforcer)")
+        if binding == Binding.MTLS and not mtls:
+            return registered(Binding.MTLS, detail + " (executor holder-of-key-enforcer)")
     if dpop and mtls:
         x509 = text(client.get("clientAuthenticatorType")) == "client-x509"
-        chosen = "mtls" if x509 else "dpop"
+        chosen = Binding.MTLS if x509 else Binding.DPOP
         reason = "client-x509 authentication" if x509 else "no client certificate authentication"
         regs.findings.append(
             Finding(
@@ -560,13 +561,13 @@ def _binding(
         )
         return registered(chosen, f"keycloak {loc}.attributes (both binding attributes on)")
     if dpop:
-        return registered("dpop", f'keycloak {loc}.attributes."dpop.bound.access.tokens"')
+        return registered(Binding.DPOP, f'keycloak {loc}.attributes."dpop.bound.access.tokens"')
     if mtls:
         return registered(
-            "mtls", f'keycloak {loc}.attributes."tls.client.certificate.bound.access.tokens"'
+            Binding.MTLS, f'keycloak {loc}.attributes."tls.client.certificate.bound.access.tokens"'
         )
     return registered(
-        "bearer",
+        Binding.BEARER,
         f"keycloak {loc}.attributes: neither dpop.bound.access.tokens nor "
         "tls.client.certificate.bound.access.tokens is true (binding not required)",
     )

@@ -46,6 +46,7 @@ from tokenlib.analysis.importers._common import (
     safe_id,
 )
 from tokenlib.analysis.provenance import PROVENANCE_COLUMNS, provenance_frame
+from tokenlib.binding import Binding
 
 __all__ = [
     "OVERLAY_COLUMNS",
@@ -515,7 +516,7 @@ def _ensure_references(tables: _Tables) -> None:
             for b in used:
                 name = f"supports_{b}"
                 cur = services[rs].get(name, ("", "assumed", ""))
-                if b != "bearer" and cur[0] in ("", "false") and cur[1] == "assumed":
+                if b != Binding.BEARER and cur[0] in ("", "false") and cur[1] == "assumed":
                     services[rs][name] = (
                         "true",
                         "assumed",

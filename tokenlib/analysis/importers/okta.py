@@ -34,6 +34,7 @@ from tokenlib.analysis.importers._common import (
     text,
     truthy,
 )
+from tokenlib.binding import Binding
 
 __all__ = ["MAPPING", "SOURCE", "parse"]
 
@@ -301,7 +302,7 @@ def _app(
         )
     dpop = truthy(settings.get("dpop_bound_access_tokens")) is True
     rec.fields["binding"] = registered(
-        "dpop" if dpop else "bearer",
+        Binding.DPOP if dpop else Binding.BEARER,
         f"okta {where}.settings.oauthClient.dpop_bound_access_tokens "
         f"{'true' if dpop else 'not true'}",
     )

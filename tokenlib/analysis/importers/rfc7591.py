@@ -36,6 +36,7 @@ from tokenlib.analysis.importers._common import (
     text,
     truthy,
 )
+from tokenlib.binding import Binding
 
 __all__ = ["MAPPING", "SOURCE", "X_CLIENT_KINDS", "parse"]
 
@@ -242,18 +243,20 @@ def _binding(meta: Mapping[str, Any], where: str, method: str, regs: Registratio
     mtls = truthy(meta.get("tls_client_certificate_bound_access_tokens")) is True
     dpop = truthy(meta.get("dpop_bound_access_tokens")) is True
     if mtls and dpop:
-        chosen = "mtls" if method in _TLS else "dpop"
+        chosen = Binding.MTLS if method in _TLS else Binding.DPOP
         return registered(
             chosen,
             f"rfc7591 {where}: both tls_client_certificate_bound_access_tokens and "
             f"dpop_bound_access_tokens true; {chosen} (token_endpoint_auth_method {method})",
         )
     if mtls:
-        return registered("mtls", f"rfc7591 {where}.tls_client_certificate_bound_access_tokens")
+        return registered(
+            Binding.MTLS, f"rfc7591 {where}.tls_client_certificate_bound_access_tokens"
+        )
     if dpop:
-        return registered("dpop", f"rfc7591 {where}.dpop_bound_access_tokens")
+        return registered(Binding.DPOP, f"rfc7591 {where}.dpop_bound_access_tokens")
     return registered(
-        "bearer",
+        Binding.BEARER,
         f"rfc7591 {where}: neither tls_client_certificate_bound_access_tokens nor "
         "dpop_bound_access_tokens is true",
     )
