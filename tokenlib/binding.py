@@ -12,8 +12,9 @@ must be base64url SHA-256 digests (43 characters); unknown members are tolerated
 a known one (Keycloak adds ``kc-jkt-type``); a ``cnf`` with only unknown methods is
 refused, because accepting it would silently turn a bound token into a bearer token.
 
-Core modules use these names; the lab, analysis and integrations packages still spell
-some of them as literals (their owners migrate them; ``Binding`` compares equal).
+The core, the lab, the probe, the CLI and the inventory schema use these names
+(tests/test_binding.py keeps binding-kind literals out of their comparisons); ``Binding`` is a
+``StrEnum``, so it compares equal to the plain values written in CSV and JSON.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ __all__ = ["ClientRegistration", "LabAuthorizationServer", "OAuthError"]
 
 AuthMethod = Literal["private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth", "none"]
 #: A registration's binding policy: a :class:`tokenlib.binding.Binding` name, or "auto".
-RegisteredBinding = Literal["auto", "dpop", "mtls", "bearer"]
+RegisteredBinding = Literal["auto", Binding.DPOP, Binding.MTLS, Binding.BEARER]
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -523,18 +523,18 @@ class LabAuthorizationServer:
     def _binding(
         self, client: ClientRegistration, proof: Any, cert: x509.Certificate | None
     ) -> tuple[str | None, str | None]:
-        if client.binding == Binding.BEARER.value:
+        if client.binding == Binding.BEARER:
             return None, None
-        if client.binding == Binding.DPOP.value and proof is None:
+        if client.binding == Binding.DPOP and proof is None:
             raise InvalidDPoPProof(
                 "this client must send a DPoP proof",
                 details={"check": "presence", "rfc": "RFC 9449 §5"},
             ).with_context(endpoint="token")
-        if client.binding == Binding.MTLS.value and cert is None:
+        if client.binding == Binding.MTLS and cert is None:
             raise OAuthError("invalid_request", "this client must use mutual TLS (RFC 8705 §3)")
-        if proof is not None and client.binding in ("auto", Binding.DPOP.value):
+        if proof is not None and client.binding in ("auto", Binding.DPOP):
             return str(proof.jkt), None
-        if cert is not None and client.binding in ("auto", Binding.MTLS.value):
+        if cert is not None and client.binding in ("auto", Binding.MTLS):
             return None, cert_thumbprint(cert)
         return None, None
 

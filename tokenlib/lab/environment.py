@@ -29,6 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final
 
+from tokenlib.binding import Binding
 from tokenlib.jwk import PrivateKey, generate_key, public_jwk
 from tokenlib.lab.pki import LabPKI, create_pki
 from tokenlib.lab.proxy import PROXY_MODES, BackgroundLoop, ReverseProxy
@@ -244,17 +245,20 @@ class LabEnvironment:
             audience=AUDIENCE,
             clients=[
                 ClientRegistration(
-                    "alice-bearer", jwks=alice_jwks, scopes=frozenset({_SCOPE}), binding="bearer"
+                    "alice-bearer",
+                    jwks=alice_jwks,
+                    scopes=frozenset({_SCOPE}),
+                    binding=Binding.BEARER,
                 ),
                 ClientRegistration(
-                    "alice-dpop", jwks=alice_jwks, scopes=frozenset({_SCOPE}), binding="dpop"
+                    "alice-dpop", jwks=alice_jwks, scopes=frozenset({_SCOPE}), binding=Binding.DPOP
                 ),
                 ClientRegistration(
                     "alice-mtls",
                     auth_method="tls_client_auth",
                     subject_dn=alice_dn,
                     scopes=frozenset({_SCOPE}),
-                    binding="mtls",
+                    binding=Binding.MTLS,
                 ),
             ],
         )

@@ -1030,15 +1030,17 @@ def _start_lab(t: Topology, stack: contextlib.ExitStack) -> _Lab:
     jwks = {"keys": [public_jwk(keys["alice_client"])]}
     scopes = frozenset({_SCOPE})
     auth = t.authorization_server
-    clients = [ClientRegistration("alice-bearer", jwks=jwks, scopes=scopes, binding="bearer")]
+    clients = [ClientRegistration("alice-bearer", jwks=jwks, scopes=scopes, binding=Binding.BEARER)]
     if auth.issues_dpop:
-        clients.append(ClientRegistration("alice-dpop", jwks=jwks, scopes=scopes, binding="dpop"))
+        clients.append(
+            ClientRegistration("alice-dpop", jwks=jwks, scopes=scopes, binding=Binding.DPOP)
+        )
     if auth.issues_mtls:
         dn = pki.clients["alice"].certificate.subject.rfc4514_string()
         clients.append(
             ClientRegistration(
                 "alice-mtls", auth_method="tls_client_auth", subject_dn=dn, scopes=scopes,
-                binding="mtls",
+                binding=Binding.MTLS,
             )
         )  # fmt: skip
     as_app = LabAuthorizationServer(audience=AUDIENCE, clients=clients)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tokenlib.binding import Binding
 from tokenlib.probe._text import terminal_safe
 
 __all__ = ["main", "register"]
@@ -65,7 +66,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="GET", help="HTTP method of the request (GET)")
     parser.add_argument(
         "--binding",
-        choices=("dpop", "mtls", "dpop+mtls"),
+        choices=[b.value for b in (Binding.DPOP, Binding.MTLS, Binding.DPOP_MTLS)],
         help="binding of an opaque token (default: read from the token's cnf)",
     )
     parser.add_argument("--ca", type=Path, help="CA file that signs the server certificate")
