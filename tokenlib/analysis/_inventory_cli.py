@@ -1,4 +1,4 @@
-"""``tokenlib inventory ...`` subcommands: generate, import, validate, summary, bundle.
+"""``tokenlib inventory ...`` subcommands: generate, import, observe, validate, summary, bundle.
 
 ``register(subparsers)`` adds them to an existing argparse parser (the ``tokenlib`` console
 script); ``main(argv)`` runs them standalone (``python -m tokenlib.analysis.inventory``).
@@ -60,7 +60,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description="Generate, validate and summarise OAuth flow inventories (see data/README.md).",
     )
     sub = inv.add_subparsers(
-        dest="inventory_command", metavar="{generate,import,validate,summary,bundle}"
+        dest="inventory_command", metavar="{generate,import,observe,validate,summary,bundle}"
     )
     sub.required = True
 
@@ -121,6 +121,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     bun.add_argument("--check", action="store_true", help="exit 1 if any file would change")
     bun.add_argument("--json", action="store_true", help="the changed files as JSON")
     bun.set_defaults(func=_cmd_bundle)
+
+    from tokenlib.analysis._observe_cli import add_observe_parser
+
+    add_observe_parser(sub)
     parser: argparse.ArgumentParser = inv
     return parser
 

@@ -8,7 +8,7 @@ boolean masks. Every problem is collected (never just the first) as a :class:`Pr
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -164,7 +164,7 @@ def _allowed_text(col: S.Column) -> str:
 
 def _parse_category(
     ctx: _Ctx, col: S.Column, series: pd.Series
-) -> tuple[npt.NDArray[np.int64], BoolArray, BoolArray]:
+) -> tuple[npt.NDArray[np.int8], BoolArray, BoolArray]:
     codes, texts = _as_text(series)
     aliases = dict(col.value_aliases)
     lookup = {v: i for i, v in enumerate(col.allowed)}
@@ -182,7 +182,11 @@ def _parse_category(
     bad = (out < 0) & ~is_empty
     raw = np.array(texts, dtype=object)
     ctx.add_mask(bad, col.name, lambda i: raw[codes[i]], _allowed_text(col), "enum")
-    return np.where(out < 0, 0, out), bad, is_empty
+    # int8 codes: every allowed list is far below 128 entries (8 bytes a cell saved per column)
+    if len(col.allowed) >= 128:  # pragma: no cover - guards a future schema change
+        raise ValueError(f"{col.name}: {len(col.allowed)} categories need wider codes")
+    codes8: npt.NDArray[np.int8] = np.where(out < 0, 0, out).astype(np.int8)
+    return codes8, bad, np.asarray(is_empty, dtype=bool)
 
 
 def _parse_bool(
@@ -398,6 +402,7 @@ def parse_table(
             data[col.name] = _blank(col, n)
         else:
             series = raw[found[col.name]].reset_index(drop=True)
+            series, not_scalar = _check_objects(ctx, col, series)
             if col.kind == "category":
                 codes, invalid, empty = _parse_category(ctx, col, series)
                 data[col.name] = codes
@@ -411,10 +416,13 @@ def parse_table(
                     invalid = _check_path(ctx, col, values)
                 elif col.list_sep and col.allowed:
                     invalid = _check_list(ctx, col, values)
+                elif (spec.name, col.name) in ID_FORBIDDEN:
+                    invalid = _check_id_chars(ctx, col, values)
                 data[col.name] = values
+            invalid = invalid | not_scalar
             if col.required:
                 ctx.add_mask(
-                    empty,
+                    empty & ~not_scalar,
                     col.name,
                     np.full(n, "", dtype=object),
                     "a value (required)",
@@ -444,13 +452,91 @@ def parse_table(
                     for i in idx
                 )
             result.invalid[col.name] = result.invalid[col.name] | dup
-    result.frame = pd.DataFrame(data)
+    result.frame = pd.DataFrame(data, copy=False)  # no consolidation copy of every column
     extra = [c for c in raw.columns if (spec.name, str(c)) in set(result.unknown)]
     for c in extra:
         if str(c) in result.frame.columns:
             continue
         result.frame[str(c)] = raw[c].reset_index(drop=True)
     return result
+
+
+#: Characters an id cannot contain, per (table, column): service ids are joined with '>' into
+#: lateral-movement paths (blast radius) and with ';' into downstream lists, so a service id
+#: holding either cannot be carried through the models; no id may hold control characters
+#: (they would split CSV rows, log lines and terminal output).
+ID_FORBIDDEN: Mapping[tuple[str, str], str] = {
+    ("services", "service_id"): ">;",
+    ("flows", "resource_server"): ">;",
+    ("flows", "flow_id"): "",
+    ("flows", "client_id"): "",
+    ("flows", "authorization_server"): "",
+    ("authorization_servers", "as_id"): "",
+}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NESTED = (list, tuple, dict, set, frozenset, np.ndarray)
+_BINARY = (bytes, bytearray, memoryview)
+
+
+def _check_objects(ctx: _Ctx, col: S.Column, series: pd.Series) -> tuple[pd.Series, BoolArray]:
+    """Cells that are not scalars (bytes from a binary Parquet column, lists/structs from a
+    nested one, or such objects in a DataFrame): one problem per row, cell blanked."""
+    n = len(series)
+    bad = np.zeros(n, dtype=bool)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        cats = series.cat.categories
+        if not any(isinstance(c, _BINARY + _NESTED) for c in cats):
+            return series, bad
+        series = series.astype(object)
+    elif series.dtype != object:
+        return series, bad
+    kind = pd.api.types.infer_dtype(series, skipna=True)
+    if kind not in ("bytes", "mixed", "mixed-integer", "unknown-array"):
+        return series, bad
+    values = series.to_numpy(dtype=object)
+    binary = np.fromiter((isinstance(v, _BINARY) for v in values), dtype=bool, count=n)
+    nested = np.fromiter((isinstance(v, _NESTED) for v in values), dtype=bool, count=n)
+    ctx.add_mask(
+        binary,
+        col.name,
+        lambda idx: np.full(len(idx), "<bytes>", dtype=object),
+        "text (a string column; this cell holds bytes, e.g. a binary Parquet column)",
+        "bytes",
+    )
+    ctx.add_mask(
+        nested,
+        col.name,
+        lambda idx: np.array([f"<{type(values[j]).__name__}>" for j in idx], dtype=object),
+        "a single value (this cell holds a list or struct, e.g. a nested Parquet column)",
+        "nested",
+    )
+    bad = binary | nested
+    if bad.any():
+        values = values.copy()
+        values[bad] = ""
+        series = pd.Series(values, dtype=object)
+    return series, bad
+
+
+def _check_id_chars(ctx: _Ctx, col: S.Column, values: npt.NDArray[np.object_]) -> BoolArray:
+    """Refuse ids holding characters the pipeline cannot carry (see :data:`ID_FORBIDDEN`)."""
+    forbidden = ID_FORBIDDEN[(ctx.spec.name, col.name)]
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    bad_u = np.array(
+        [bool(_CONTROL.search(str(u))) or any(ch in str(u) for ch in forbidden) for u in uniques],
+        dtype=bool,
+    )
+    bad: BoolArray = bad_u[codes] if len(bad_u) else np.zeros(len(values), dtype=bool)
+    seps = " or ".join(repr(ch) for ch in forbidden)
+    expected = "an id without control characters" + (f" or {seps} (separators)" if seps else "")
+    ctx.add_mask(
+        bad,
+        col.name,
+        lambda idx: np.array([_CONTROL.sub("?", str(values[j])) for j in idx], dtype=object),
+        expected,
+        "id_chars",
+    )
+    return bad
 
 
 def _blank(col: S.Column, n: int) -> Any:
@@ -789,10 +875,33 @@ def _describe(frame: pd.DataFrame, names: Sequence[str], idx: npt.NDArray[np.int
     return list(out)
 
 
+class _RuleColumns(Mapping[str, Any]):
+    """The flows columns as arrays, converted only when a rule reads them (a string column of
+    millions of rows costs a Python object per cell once converted; most rules need none)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._frame = frame
+        self._names = [n for n in frame.columns if n in S.FLOWS.names]
+        self._cache: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._cache:
+            if name not in self._names:
+                raise KeyError(name)
+            self._cache[name] = np.asarray(self._frame[name])
+        return self._cache[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 def apply_rules(res: TableResult, rules: Iterable[Rule], file: str) -> None:
     """Evaluate cross-field rules on rows whose involved columns parsed cleanly."""
     frame = res.frame
-    cols = {name: np.asarray(frame[name]) for name in frame.columns if name in S.FLOWS.names}
+    cols = _RuleColumns(frame)
     for rule in rules:
         skip = np.zeros(len(frame), dtype=bool)
         for name in rule.involves:
@@ -822,7 +931,8 @@ def _foreign_key(
     index = pd.Index(ids.astype(object))
     first = ~index.duplicated(keep="first")
     pos = index[first].get_indexer(values)
-    pos = np.where(pos >= 0, np.flatnonzero(first)[np.maximum(pos, 0)], -1)
+    kept = np.flatnonzero(first)
+    pos = np.where(pos >= 0, kept[np.maximum(pos, 0)] if len(kept) else -1, -1)
     known = pos >= 0
     unknown = ~known & ~flows.invalid[column]
     ctx = _Ctx(S.FLOWS, file, flows.rows)

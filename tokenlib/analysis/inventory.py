@@ -18,7 +18,7 @@ import io
 import os
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -231,47 +231,266 @@ def _file_problem(table: str, file: str, expected: str, code: str, value: str = 
     return Problem(table, file, None, None, value, expected, code)
 
 
-def _read(path: Path, table: str) -> tuple[pd.DataFrame, npt.NDArray[np.int64], list[str]]:
+#: Largest decompressed size of a ``.csv.gz`` the loader inflates (bytes); a larger one is an
+#: :class:`InventoryError` (code ``decompressed_size``). Change per call with
+#: ``load_inventory(..., max_decompressed_bytes=...)``.
+MAX_DECOMPRESSED_BYTES = 4 * 2**30
+#: A ``.csv.gz`` may also inflate to at most this many times its compressed size (inventory
+#: CSVs compress 5-30x; a gzip bomb 1000x), with a floor of :data:`GZIP_RATIO_FLOOR` bytes so
+#: small files are never refused for their ratio.
+MAX_GZIP_RATIO = 100
+GZIP_RATIO_FLOOR = 64 * 2**20
+#: Inputs larger than this (decompressed) are parsed block by block with pyarrow and held as
+#: categorical columns, so peak memory stays near the file size; smaller ones use pandas.
+STREAM_THRESHOLD = 64 * 2**20
+_CHUNK = 1 << 20
+_BOM = b"\xef\xbb\xbf"
+
+
+class _Lines:
+    """The decompressed bytes of a CSV file in chunks of whole lines, comment (``#``) and
+    blank lines removed, with the file line number of every kept line (as runs).
+
+    Reading is bounded (``limit`` decompressed bytes) and every read failure (truncated or
+    non-gzip ``.gz``, corrupt deflate data) becomes an :class:`InventoryError` naming the file.
+    """
+
+    def __init__(self, path: Path, table: str, limit: int) -> None:
+        self.path = path
+        self.table = table
+        self.limit = limit
+        self.gz = _suffix(path) == ".csv.gz"
+        self.line = 0
+        self.dropped = False
+        self.runs: list[list[int]] = []
+        self.size = 0
+
+    def _fail(self, expected: str, code: str, value: str = "") -> InventoryError:
+        return InventoryError([_file_problem(self.table, str(self.path), expected, code, value)])
+
+    def _raw(self) -> Iterator[bytes]:
+        import zlib
+
+        opener: Any = gzip.open if self.gz else open
+        with opener(self.path, "rb") as handle:
+            while True:
+                try:
+                    block = handle.read(_CHUNK)
+                except EOFError:
+                    raise self._fail(
+                        "a complete gzip file (it ends before the end-of-stream marker: "
+                        "truncated?)",
+                        "gzip_truncated",
+                    ) from None
+                except gzip.BadGzipFile as exc:
+                    raise self._fail(
+                        "gzip data (the file is named .gz but is not gzip)", "gzip", str(exc)
+                    ) from None
+                except zlib.error as exc:
+                    raise self._fail("valid gzip data (corrupt)", "gzip", str(exc)[:200]) from None
+                if not block:
+                    return
+                self.size += len(block)
+                if self.size > self.limit:
+                    raise self._fail(
+                        f"at most {self.limit} bytes once decompressed (a larger or gzip-bomb "
+                        "file; raise max_decompressed_bytes if it is genuine)",
+                        "decompressed_size",
+                        f"> {self.limit} bytes",
+                    )
+                yield block
+
+    def _keep(self, first: int, count: int) -> None:
+        if count <= 0:
+            return
+        if self.runs and self.runs[-1][0] + self.runs[-1][1] == first:
+            self.runs[-1][1] += count
+        else:
+            self.runs.append([first, count])
+
+    def _filter(self, block: bytes) -> bytes:
+        n = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+        if not _needs_line_filter(block):
+            self._keep(self.line + 1, n)
+            self.line += n
+            return block
+        parts = block.split(b"\n")
+        if block.endswith(b"\n"):
+            parts.pop()
+        out = []
+        for part in parts:
+            self.line += 1
+            if part.strip() and not part.lstrip().startswith(b"#"):
+                out.append(part)
+                self._keep(self.line, 1)
+            else:
+                self.dropped = True
+        return b"".join(p + b"\n" for p in out)
+
+    def chunks(self) -> Iterator[bytes]:
+        carry = b""
+        first = True
+        for block in self._raw():
+            if first:
+                first = False
+                if block.startswith(_BOM):
+                    block = block[len(_BOM) :]
+            data = carry + block if carry else block
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            carry = data[cut + 1 :]
+            yield self._filter(data[: cut + 1])
+        if carry:
+            yield self._filter(carry)
+
+    @property
+    def kept(self) -> int:
+        return sum(r[1] for r in self.runs)
+
+    def line_numbers(self) -> npt.NDArray[np.int64]:
+        """File line number (1-based) of every kept line."""
+        if not self.runs:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate([np.arange(a, a + c, dtype=np.int64) for a, c in self.runs]).astype(
+            np.int64
+        )
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable binary stream over an iterator of byte chunks (fed to pyarrow)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            try:
+                self._buf = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def _gzip_limit(path: Path, limit: int | None) -> int:
+    if limit is not None:
+        return limit
+    if _suffix(path) != ".csv.gz":
+        return MAX_DECOMPRESSED_BYTES * 1024  # plain files are read as they are, in blocks
+    return min(MAX_DECOMPRESSED_BYTES, max(GZIP_RATIO_FLOOR, MAX_GZIP_RATIO * path.stat().st_size))
+
+
+def _read_parquet(path: Path, table: str) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    file = str(path)
+    try:
+        pfile = pq.ParquetFile(path)
+        schema = pfile.schema_arrow
+        strings = [f.name for f in schema if str(f.type) in ("string", "large_string")]
+        frame = pfile.read(use_threads=False).to_pandas(
+            strings_to_categorical=bool(strings), self_destruct=True
+        )
+    except Exception as exc:
+        raise InventoryError(
+            [_file_problem(table, file, "a readable Parquet file", "file", str(exc)[:200])]
+        ) from None
+    return frame
+
+
+def _read(
+    path: Path, table: str, max_decompressed_bytes: int | None = None
+) -> tuple[pd.DataFrame, npt.NDArray[np.int64], list[str]]:
     """Raw table (all cells as read) and the file row number of each record."""
     suffix = _suffix(path)
     file = str(path)
     if not path.is_file():
         raise FileNotFoundError(f"{table} file not found: {path}")
     if suffix in (".parquet", ".pq"):
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:
-            raise InventoryError(
-                [_file_problem(table, file, "a readable Parquet file", "file", str(exc)[:200])]
-            ) from None
+        frame = _read_parquet(path, table)
         return frame, np.arange(2, len(frame) + 2, dtype=np.int64), []
     if suffix not in (".csv", ".csv.gz"):
         raise InventoryError(
             [_file_problem(table, file, "a .csv, .csv.gz or .parquet file", "file", suffix)]
         )
-    data = path.read_bytes()
-    if suffix == ".csv.gz":
-        data = gzip.decompress(data)
+    lines = _Lines(path, table, _gzip_limit(path, max_decompressed_bytes))
+    chunks = lines.chunks()
+    head: list[bytes] = []
+    size = 0
+    streaming = False
+    for chunk in chunks:
+        head.append(chunk)
+        size += len(chunk)
+        if size > STREAM_THRESHOLD:
+            streaming = True
+            break
+    if streaming:
+        first = head[0]
+        del head
+        for _ in chunks:  # finish the pass: size cap, gzip errors, comment lines
+            pass
+        if lines.dropped:  # comment or blank lines: parse the filtered stream
+            again = _Lines(path, table, lines.limit)
+            frame = _read_stream(
+                again, io.BufferedReader(_ChunkReader(again.chunks()), _CHUNK), first, table
+            )
+        else:  # parse the file natively (no Python buffers in between)
+            import pyarrow as pa
+
+            source: Any = (
+                pa.CompressedInputStream(pa.OSFile(str(path)), "gzip") if lines.gz else str(path)
+            )
+            frame = _read_stream(lines, source, first, table)
+    else:
+        if lines.kept == 0:
+            raise InventoryError([_file_problem(table, file, "a header line", "empty")])
+        frame = _read_small(b"".join(head), lines, table)
+    if not lines.dropped:
+        return frame, np.arange(2, len(frame) + 2, dtype=np.int64), []
+    line_no = lines.line_numbers()
+    if len(frame) == len(line_no) - 1:
+        return frame, line_no[1:], []
+    note = f"{file}: quoted multi-line cells; row numbers count records, not lines"
+    return frame, np.arange(2, len(frame) + 2, dtype=np.int64), [note]
+
+
+def _csv_syntax(table: str, file: str, row: int | None, message: str) -> InventoryError:
+    return InventoryError(
+        [
+            Problem(
+                table,
+                file,
+                row,
+                None,
+                message[:200],
+                "well-formed CSV (every row has as many fields as the header)",
+                "csv_syntax",
+            )
+        ]
+    )
+
+
+def _read_small(data: bytes, lines: _Lines, table: str) -> pd.DataFrame:
+    file = str(lines.path)
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InventoryError(
             [_file_problem(table, file, "UTF-8 text", "encoding", str(exc)[:200])]
         ) from None
-    if not _needs_line_filter(data):
-        keep: list[int] | None = None
-        body = text
-    else:
-        lines = text.splitlines()
-        keep = [i for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")]
-        if not keep:
-            raise InventoryError([_file_problem(table, file, "a header line", "empty")])
-        body = "\n".join(lines[i] for i in keep) + "\n"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(
-                io.StringIO(body),
+            return pd.read_csv(
+                io.StringIO(text),
                 dtype=object,
                 keep_default_na=False,
                 na_filter=False,
@@ -284,42 +503,152 @@ def _read(path: Path, table: str) -> tuple[pd.DataFrame, npt.NDArray[np.int64], 
         row = None
         if match:
             line = int(match.group(1))
-            row = keep[line - 1] + 1 if keep is not None and line <= len(keep) else line
+            if lines.dropped:
+                keep = lines.line_numbers()
+                row = int(keep[line - 1]) if line <= len(keep) else line
+            else:
+                row = line
+        raise _csv_syntax(table, file, row, message) from None
+
+
+def _mangle(names: Sequence[str]) -> list[str]:
+    """Duplicate header names as pandas reads them (``a``, ``a.1``, ...)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        if name in seen:
+            seen[name] += 1
+            candidate = f"{name}.{seen[name]}"
+            while candidate in seen:
+                seen[name] += 1
+                candidate = f"{name}.{seen[name]}"
+            seen[candidate] = 0
+            out.append(candidate)
+        else:
+            seen[name] = 0
+            out.append(name)
+    return out
+
+
+def _stream_pool() -> Any:
+    """Arrow memory pool for block parsing: jemalloc returning freed pages at once (the
+    default mimalloc pool keeps the blocks' pages, about the file size again), else the
+    default pool."""
+    import pyarrow as pa
+
+    try:
+        pool = pa.jemalloc_memory_pool()
+        pa.jemalloc_set_decay_ms(0)
+    except NotImplementedError:  # pragma: no cover - pyarrow built without jemalloc
+        return pa.default_memory_pool()
+    return pool
+
+
+def _read_stream(lines: _Lines, source: Any, first: bytes, table: str) -> pd.DataFrame:
+    """Parse a large CSV block by block (pyarrow); every column dictionary-encoded per block
+    and returned as a pandas Categorical, so memory grows with distinct values, not cells."""
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    file = str(lines.path)
+    pool = _stream_pool()
+    try:
+        header = next(csv.reader(io.StringIO(first.decode("utf-8")), skipinitialspace=True))
+    except (UnicodeDecodeError, StopIteration, csv.Error) as exc:
         raise InventoryError(
-            [
-                Problem(
-                    table,
-                    file,
-                    row,
-                    None,
-                    message[:200],
-                    "well-formed CSV (every row has as many fields as the header)",
-                    "csv_syntax",
-                )
-            ]
+            [_file_problem(table, file, "a UTF-8 CSV header line", "encoding", str(exc)[:200])]
         ) from None
-    if keep is None:
-        return frame, np.arange(2, len(frame) + 2, dtype=np.int64), []
-    notes: list[str] = []
-    line_no = np.asarray(keep, dtype=np.int64) + 1
-    if len(frame) == len(keep) - 1:
-        rows = line_no[1:]
-    else:
-        rows = np.arange(2, len(frame) + 2, dtype=np.int64)
-        notes.append(f"{file}: quoted multi-line cells; row numbers count records, not lines")
-    return frame, rows, notes
+    names = _mangle(list(header))
+    bad_rows: list[tuple[int, int]] = []
+
+    def invalid(row: Any) -> str:
+        bad_rows.append((int(row.expected_columns), int(row.actual_columns)))
+        return "skip"
+
+    columns: list[list[Any]] = [[] for _ in names]
+    dict_type = pa.dictionary(pa.int32(), pa.string())
+    # most columns hold few distinct values: 2-byte indices until a block proves otherwise
+    small_type = pa.dictionary(pa.int16(), pa.string())
+    narrow = [True] * len(names)
+    try:
+        reader = pacsv.open_csv(
+            source,
+            memory_pool=pool,
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=1, block_size=8 << 20, use_threads=False
+            ),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        for batch in reader:
+            if bad_rows:
+                break
+            for i in range(len(names)):
+                enc = pc.dictionary_encode(batch.column(i), memory_pool=pool)
+                if narrow[i] and len(enc.dictionary) <= 32767:
+                    enc = enc.cast(small_type)
+                elif narrow[i]:  # a high-cardinality column: widen what was narrowed
+                    narrow[i] = False
+                    columns[i] = [c.cast(dict_type) for c in columns[i]]
+                columns[i].append(enc)
+            del batch
+    except pa.ArrowInvalid as exc:
+        message = str(exc)
+        if "UTF8" in message:
+            raise InventoryError(
+                [_file_problem(table, file, "UTF-8 text", "encoding", message[:200])]
+            ) from None
+        raise _csv_syntax(table, file, None, message) from None
+    if bad_rows:
+        expected, actual = bad_rows[0]
+        row = _locate_bad_row(lines.path, table, lines.limit, expected)
+        raise _csv_syntax(table, file, row, f"expected {expected} fields, saw {actual}")
+    data = {}
+    for i, (name, chunks_i) in enumerate(zip(names, columns, strict=True)):
+        if narrow[i] and sum(len(c.dictionary) for c in chunks_i) > 32767:
+            chunks_i[:] = [c.cast(dict_type) for c in chunks_i]  # the union may not fit
+            narrow[i] = False
+        arr = pa.chunked_array(chunks_i, type=small_type if narrow[i] else dict_type)
+        data[name] = arr.to_pandas(memory_pool=pool)
+        chunks_i.clear()
+    return pd.DataFrame(data)
+
+
+def _locate_bad_row(path: Path, table: str, limit: int, n_fields: int) -> int | None:
+    """File line of the first record whose field count differs from the header's (a second,
+    streaming pass; only run when the fast parser reported such a record)."""
+    import csv
+
+    lines = _Lines(path, table, limit)
+    text = io.TextIOWrapper(_buffered(lines.chunks()), encoding="utf-8", newline="")
+    reader = csv.reader(text, skipinitialspace=True)
+    for index, record in enumerate(reader):
+        if index and len(record) != n_fields:
+            keep = lines.line_numbers()
+            line = reader.line_num
+            return int(keep[line - 1]) if lines.dropped and line <= len(keep) else line
+    return None
+
+
+def _buffered(chunks: Iterator[bytes]) -> io.BufferedReader:
+    return io.BufferedReader(_ChunkReader(chunks), _CHUNK)
 
 
 def _needs_line_filter(data: bytes) -> bool:
-    """True if the file has comment or blank lines (cheap byte scans before any regex)."""
-    core = data.lstrip(b"\xef\xbb\xbf").rstrip(b"\r\n")
-    if not core or core.lstrip(b" \t").startswith(b"#"):
+    """True if a block of whole lines has comment or blank lines (cheap byte scans first)."""
+    if not data.strip(b"\r\n"):
         return True
-    if b"\n#" in core or b"\n\n" in core or b"\n\r\n" in core:
+    if data[:1] in (b"#", b"\n", b"\r", b" ", b"\t"):
         return True
-    if b"\n " in core or b"\n\t" in core:
-        return _COMMENT_OR_BLANK.search(core.decode("utf-8", "replace")) is not None
-    return False
+    core = data.rstrip(b"\r\n")
+    return any(sep in core for sep in (b"\n#", b"\n\n", b"\n\r\n", b"\n ", b"\n\t"))
 
 
 def _sibling(flows_path: Path, table: str) -> Path | None:
@@ -355,6 +684,8 @@ def _typed(frame: pd.DataFrame | Mapping[str, Any], spec: S.TableSpec) -> pd.Dat
             out[col.name] = np.asarray(values, dtype=bool)
         elif col.kind == "integer":
             out[col.name] = np.asarray(values, dtype=np.int64)
+        elif isinstance(values, pd.Series) and values.dtype == "str":
+            out[col.name] = values.array  # already the target dtype: no per-cell round trip
         else:
             out[col.name] = pd.array(np.asarray(values, dtype=object), dtype="str")
     typed = pd.DataFrame(out)
@@ -454,7 +785,11 @@ def _derived_as_note(flows_file: str, n: int) -> str:
 
 
 def _read_source(
-    given: Source | None, sibling: Path | None, table: str, label: str
+    given: Source | None,
+    sibling: Path | None,
+    table: str,
+    label: str,
+    max_decompressed_bytes: int | None = None,
 ) -> tuple[pd.DataFrame | None, npt.NDArray[np.int64], str, list[str]]:
     """(raw frame or None, file row numbers, file label, notes) of an optional second table."""
     if isinstance(given, pd.DataFrame):
@@ -463,7 +798,7 @@ def _read_source(
     path = Path(given) if given is not None else sibling
     if path is None:
         return None, np.zeros(0, dtype=np.int64), "<derived from flows>", []
-    raw, rows, notes = _read(path, table)
+    raw, rows, notes = _read(path, table, max_decompressed_bytes)
     return raw, rows, str(path), notes
 
 
@@ -473,6 +808,7 @@ def load_inventory(
     services: Source | None = None,
     on_error: OnError = "raise",
     authorization_servers: Source | None = None,
+    max_decompressed_bytes: int | None = None,
 ) -> Inventory:
     """Load, normalise and validate an inventory.
 
@@ -487,6 +823,15 @@ def load_inventory(
     documented defaults. With ``on_error="raise"`` any error raises :class:`InventoryError`
     listing every problem; with ``"drop"`` bad rows are dropped and listed in ``.report``
     (problems with a whole file or a required column still raise). Input files are only read.
+
+    Large and hostile files: CSV is read in blocks (inputs over :data:`STREAM_THRESHOLD` are
+    parsed with pyarrow into categorical columns, so memory follows the distinct values); a
+    ``.csv.gz`` inflates to at most ``max_decompressed_bytes`` (default the smaller of
+    :data:`MAX_DECOMPRESSED_BYTES` and :data:`MAX_GZIP_RATIO` x its compressed size, at least
+    :data:`GZIP_RATIO_FLOOR`); truncated or non-gzip ``.gz`` files, binary or nested (list,
+    struct) cells and ids holding characters the models cannot carry (``>`` or ``;`` in a
+    service id, control characters in any id) are each an :class:`InventoryError` naming the
+    file, row and column.
     """
     if on_error not in ("raise", "drop"):
         raise ValueError("on_error must be 'raise' or 'drop'")
@@ -505,7 +850,7 @@ def load_inventory(
                 services = flows_path.with_name("services.csv")
         else:
             flows_path = Path(source)
-        raw_flows, flow_rows, more = _read(flows_path, "flows")
+        raw_flows, flow_rows, more = _read(flows_path, "flows", max_decompressed_bytes)
         flows_file = str(flows_path)
         notes.extend(more)
     label = "default" if str(source) == "default" and flows_path is not None else flows_file
@@ -515,6 +860,7 @@ def load_inventory(
         _sibling(flows_path, "services") if flows_path is not None else None,
         "services",
         "services",
+        max_decompressed_bytes,
     )
     notes.extend(more)
     raw_servers, server_rows, servers_file, more = _read_source(
@@ -522,10 +868,13 @@ def load_inventory(
         _sibling(flows_path, "authorization_servers") if flows_path is not None else None,
         "authorization_servers",
         "authorization_servers",
+        max_decompressed_bytes,
     )
     notes.extend(more)
 
     flows_res = V.parse_table(raw_flows, S.FLOWS, file=flows_file, rows=flow_rows)
+    n_raw_flows = len(raw_flows)
+    del raw_flows  # parsed: free the raw cells before validation allocates more
     fatal = [p for p in flows_res.problems if p.row is None and p.severity == "error"]
     svc_res: V.TableResult | None = None
     if raw_services is not None:
@@ -611,7 +960,7 @@ def load_inventory(
     report = ValidationReport(
         source=label,
         services_source=services_file,
-        flows_in=len(raw_flows),
+        flows_in=n_raw_flows,
         flows_out=len(flows_frame),
         services_in=services_in,
         services_out=len(services_frame),
