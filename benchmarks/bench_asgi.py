@@ -478,6 +478,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     result: dict[str, Any] = {
         "machine": machine_info(),
         "shared_machine_note": "2 cores shared by client, server and other work",
+        "redis_client": _redis_client(),
         "load_average_1min": {
             "before": round(load_before[0], 2),
             "after": round(os.getloadavg()[0], 2),
@@ -513,6 +514,16 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     write_result("asgi", result)
     return result
+
+
+def _redis_client() -> str:
+    """The Redis client the server process uses (same interpreter): the reply parser
+    changes the DPoP + Redis row, so the result names it."""
+    import redis
+    from redis.utils import HIREDIS_AVAILABLE
+
+    parser = "hiredis" if HIREDIS_AVAILABLE else "pure-Python"
+    return f"redis-py {redis.__version__}, {parser} reply parser"
 
 
 async def _status(port: int) -> dict[str, Any]:

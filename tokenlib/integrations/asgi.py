@@ -74,6 +74,7 @@ granian need nothing (neither rewrites the peer by default) — do not wrap the 
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import inspect
 import json
@@ -644,8 +645,14 @@ class DPoPMiddleware:
             mode = "inline"  # only a DPoP proof reaches the (blocking) replay store
         if mode == "async":
             try:
-                with anyio.fail_after(self.replay_timeout):
-                    grant = await rs.averify(method, url, headers, **options)
+                if _on_asyncio():
+                    # asyncio's own timeout: ~4 µs per request less than anyio.fail_after
+                    # (measured 3.4-4.4 vs 7.2-8.0 µs per enter/exit on this box).
+                    async with asyncio.timeout(self.replay_timeout):
+                        grant = await rs.averify(method, url, headers, **options)
+                else:  # trio (or another anyio backend)
+                    with anyio.fail_after(self.replay_timeout):
+                        grant = await rs.averify(method, url, headers, **options)
             except TimeoutError:
                 raise ReplayStateUnavailable(
                     "DPoP replay state did not answer in time; the request is refused "
@@ -822,6 +829,14 @@ class DPoPMiddleware:
 
 TokenAuthMiddleware = DPoPMiddleware
 _transport_mismatch = peer_rewritten  # the name the FastAPI integration looked up first
+
+
+def _on_asyncio() -> bool:
+    """Whether this request runs on an asyncio event loop (not trio)."""
+    try:
+        return asyncio.current_task() is not None
+    except RuntimeError:  # no running asyncio loop
+        return False
 
 
 def _forwarded_pairs(element: str) -> dict[str, str]:

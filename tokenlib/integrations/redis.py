@@ -37,6 +37,14 @@ trip, atomic on the server:
   :class:`~tokenlib.errors.ReplayStateUnavailable`. A command is re-sent only after a
   *connection* error (a pooled connection that died with a restart), never after a
   timeout: the script may have run, and a re-send would call a fresh proof a replay.
+* **Cheap per proof** — the ``EVALSHA`` is packed by hand (3 keys, 7 arguments,
+  per-store constants precomputed: ``_redis_scripts.Plan``) and written on a pooled
+  connection below redis-py's command layer. The asyncio store *auto-pipelines*: the
+  checks of one event-loop tick share one write and one read (at most
+  :data:`MAX_BATCH` per batch), each caller still getting its own answer or error.
+  Measured in ``benchmarks/bench_asgi.py``: the DPoP + Redis row went from 0.40× to
+  0.57× bearer's requests/s (the memory store's row: 0.59–0.61×); the optional
+  ``hiredis`` parser helps further.
 * **Cluster** — all keys of one owner share a hash tag with their bucket's marker, so
   the script never crosses slots; pass ``cluster=True`` to :meth:`from_url` or a
   ``redis.cluster.RedisCluster``. Valkey speaks the same protocol.
@@ -47,6 +55,8 @@ needs ``redis`` (the ``lab`` extra) and is never imported by the core.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import math
 import secrets
@@ -68,6 +78,7 @@ from tokenlib.integrations._redis_scripts import (
     CHECK_AND_STORE_LUA,
     SPREAD_LOSS_LUA,
     Call,
+    Plan,
     Reply,
     SettingsProbe,
     UnsafeRedisSettings,
@@ -197,22 +208,14 @@ class _Base:
         self.check_eviction_policy = check_eviction_policy
         # bucket -> (generation, entry count) last seen: detects rollback to older state.
         self._seen: dict[str, tuple[str, int]] = {}
+        self._plan = Plan(prefix=prefix, window=acceptance_window, quota=max_entries_per_owner)
 
     def redis_key(self, key: str, *, owner: str | None = None) -> str:
         """The Redis key of a replay-cache ``key`` (hashed if long) for ``owner``."""
         return self._prepare(key, expires_at=0.0, now=0.0, owner=owner).keys[1]
 
     def _prepare(self, key: str, *, expires_at: float, now: float, owner: str | None) -> Call:
-        return Call.build(
-            prefix=self.prefix,
-            key=key,
-            expires_at=expires_at,
-            now=now,
-            owner=owner,
-            window=self.acceptance_window,
-            quota=self.max_entries_per_owner,
-            seen=self._seen,
-        )
+        return self._plan.call(key, expires_at=expires_at, now=now, owner=owner, seen=self._seen)
 
     def _verdict(self, raw: object, call: Call) -> tuple[Reply, bool | BaseException]:
         """The decoded reply and the answer (True/False) or the error to raise."""
@@ -230,6 +233,10 @@ class _Base:
         previous = self._seen.get(call.bucket)
         if previous is None or previous[0] != reply.generation or previous[1] < reply.count:
             self._seen[call.bucket] = (reply.generation, reply.count)
+        if reply.status == 1:  # the common answers need no details (built only for errors)
+            return reply, True
+        if reply.status == 0:
+            return reply, False
         try:
             return reply, outcome(
                 reply, call, window=self.acceptance_window, details=self._details()
@@ -336,6 +343,221 @@ def _drop_connections(client: Any) -> None:
     client.disconnect_connection_pools()
 
 
+# ------------------------------------------------------------------- the hot path
+#
+# One EVALSHA per proof, written by hand (Plan.pack) and sent on a pooled connection,
+# below redis-py's command layer. Measured on this box (16 concurrent callers, one loop,
+# loopback redis-server 7.0): redis-py's ``Script.__call__`` costs ~140-210 µs of client
+# CPU per check (encoder, ~2.5 execute_command layers, pool bookkeeping and
+# observability hooks per command); the path below ~14 µs per check with 16 callers
+# (~70 µs for a lone caller: ~57 µs is per round trip, shared by the checks of one
+# auto-pipelined batch). The connection, its settings hook,
+# its retry policy and its timeouts are redis-py's own: only the command layer is skipped.
+# Cluster clients and single-connection clients keep redis-py's command path.
+
+_SCRIPT_LOAD: Final = b"*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD\r\n"
+#: Most EVALSHA commands one auto-pipelined batch carries (the rest wait for the next).
+MAX_BATCH: Final = 128
+
+
+def _script_load_command() -> bytes:
+    body = CHECK_AND_STORE_LUA.encode("utf-8")
+    return _SCRIPT_LOAD + b"$%d\r\n%b\r\n" % (len(body), body)
+
+
+_LOAD_SCRIPT: Final = _script_load_command()
+
+
+_CONNECTION_ARGS: dict[type, tuple[str, ...]] = {}
+
+
+def _connection_args(pool: Any) -> tuple[str, ...]:
+    """``get_connection`` arguments: redis-py < 5.3 requires a command name, later
+    versions warn when one is given (looked up once per pool class)."""
+    kind = type(pool)
+    args = _CONNECTION_ARGS.get(kind)
+    if args is None:
+        try:
+            param = inspect.signature(pool.get_connection).parameters.get("command_name")
+        except (TypeError, ValueError):
+            param = None
+        required = param is not None and param.default is inspect.Parameter.empty
+        args = _CONNECTION_ARGS[kind] = ("EVALSHA",) if required else ()
+    return args
+
+
+def _lean(client: Any) -> bool:
+    """Whether ``client`` is a plain pooled client the hot path may drive directly."""
+    if isinstance(client, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster)):
+        return False
+    if not isinstance(client, (redis.Redis, redis.asyncio.Redis)):
+        return False
+    single = getattr(client, "single_connection_client", None)
+    if single is None:
+        single = getattr(client, "_single_connection_client", False)
+    return not single and getattr(client, "connection", None) is None
+
+
+def _sync_read(conn: Any) -> object:
+    try:
+        return conn.read_response()
+    except redis.ResponseError as exc:  # an error reply: the connection stays in sync
+        return exc
+
+
+def _sync_round_trip(conn: Any, commands: list[bytes]) -> list[object]:
+    """Write ``commands`` at once, read one reply each; reload the script and re-send
+    the commands Redis answered ``NOSCRIPT`` (they did not run, so re-sending is safe)."""
+    conn.send_packed_command(commands)
+    replies = [_sync_read(conn) for _ in commands]
+    missing = [i for i, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)]
+    if missing:
+        conn.send_packed_command([_LOAD_SCRIPT, *(commands[i] for i in missing)])
+        loaded = _sync_read(conn)
+        if isinstance(loaded, BaseException):
+            raise loaded
+        for i in missing:
+            replies[i] = _sync_read(conn)
+    return replies
+
+
+def _sync_execute(client: Any, command: bytes) -> object:
+    """One EVALSHA on a pooled connection (redis-py's retry policy: ``from_url`` re-sends
+    only after a connection error). A reply that is an error comes back as the value."""
+    pool = client.connection_pool
+    conn = pool.get_connection(*_connection_args(pool))
+    try:
+        return conn.retry.call_with_retry(
+            lambda: _sync_round_trip(conn, [command])[0], lambda _error: conn.disconnect()
+        )
+    except BaseException:
+        conn.disconnect()  # unread replies must never reach the next user of the pool
+        raise
+    finally:
+        pool.release(conn)
+
+
+async def _async_read(conn: Any) -> object:
+    try:
+        return await conn.read_response(timeout=math.inf)  # bounded by the batch timeout
+    except redis.ResponseError as exc:
+        return exc
+
+
+async def _async_round_trip(conn: Any, commands: list[bytes]) -> list[object]:
+    """:func:`_sync_round_trip` for asyncio; all replies of the batch within one
+    ``socket_timeout`` (one timer per batch instead of one per reply)."""
+    await conn.send_packed_command(commands)
+    try:
+        async with asyncio.timeout(conn.socket_timeout):
+            replies = [await _async_read(conn) for _ in commands]
+            missing = [
+                i for i, r in enumerate(replies) if isinstance(r, redis.exceptions.NoScriptError)
+            ]
+            if missing:
+                await conn.send_packed_command([_LOAD_SCRIPT, *(commands[i] for i in missing)])
+                loaded = await _async_read(conn)
+                if isinstance(loaded, BaseException):
+                    raise loaded
+                for i in missing:
+                    replies[i] = await _async_read(conn)
+    except TimeoutError:
+        await conn.disconnect(nowait=True)
+        raise redis.TimeoutError("Timeout reading from Redis") from None
+    return replies
+
+
+class _AutoPipeline:
+    """Coalesces the ``EVALSHA`` of concurrent :meth:`AsyncRedisReplayCache.check_and_store`
+    calls made in one event-loop tick into one write and one read (one round trip).
+
+    The first call of a tick schedules the flush with ``call_soon``; calls made before it
+    runs join the batch (at most :data:`MAX_BATCH`; a full batch goes at once). The batch
+    runs in its own task on one pooled connection, so a caller cancelled by its timeout
+    cancels nothing for the others. Each caller gets its own reply — or error reply —
+    through its future; a failure of the whole round trip (timeout, lost connection,
+    refused settings) reaches every caller of the batch, each of which fails closed.
+    Batches do not wait for each other: the next tick's batch goes out on another
+    connection while the first is in flight.
+
+    Measured (16 concurrent callers on one loop, loopback, old vs new store alternating):
+    4,673–8,836 → 10,573–23,950 checks/s with redis-py's Python parser, 6,469–10,811 →
+    25,660–32,774 with hiredis; in ``benchmarks/bench_asgi.py`` batches average ~6.7
+    checks and the DPoP + Redis row went from 0.40× to 0.57× bearer.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[tuple[bytes, asyncio.Future[object]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, command: bytes) -> asyncio.Future[object]:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # first use, or another event loop (asyncio.run again)
+            self._loop, self._pending = loop, []
+        future: asyncio.Future[object] = loop.create_future()
+        pending = self._pending
+        pending.append((command, future))
+        if len(pending) == 1:
+            loop.call_soon(self._flush)
+        elif len(pending) >= MAX_BATCH:
+            self._flush()
+        return future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch or self._loop is None:
+            return
+        task = self._loop.create_task(self._run(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        futures = [future for _, future in batch]
+
+        def abandoned(_: asyncio.Future[object]) -> None:
+            # Every caller gave up (their timeouts): stop waiting on Redis, which drops the
+            # connection as a cancelled command always did, instead of holding it until
+            # socket_timeout.
+            if not task.done() and all(future.cancelled() for future in futures):
+                task.cancel()
+
+        for future in futures:
+            future.add_done_callback(abandoned)
+
+    async def _run(self, batch: list[tuple[bytes, asyncio.Future[object]]]) -> None:
+        replies: list[object]
+        try:
+            replies = await self._execute([command for command, _ in batch])
+        except Exception as exc:  # every caller of the batch fails closed with it
+            replies = [exc] * len(batch)
+        except BaseException:  # cancelled (loop shutting down): nobody may wait forever
+            for _, future in batch:
+                future.cancel()
+            raise
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if not future.done():  # a caller may have given up (its own timeout)
+                future.set_result(reply)
+
+    async def _execute(self, commands: list[bytes]) -> list[object]:
+        pool = self._client.connection_pool
+        conn = await pool.get_connection(*_connection_args(pool))
+        try:
+            replies: list[object] = await conn.retry.call_with_retry(
+                lambda: _async_round_trip(conn, commands), lambda _error: conn.disconnect()
+            )
+        except BaseException:
+            await conn.disconnect(nowait=True)  # unread replies must not reach the pool
+            raise
+        finally:
+            await pool.release(conn)
+        return replies
+
+    async def drain(self) -> None:
+        """Wait for the batches in flight (before the pool is closed)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 class RedisReplayCache(_Base):
     """A :class:`tokenlib.replay.ReplayCache` in Redis (blocking client; thread-safe).
 
@@ -377,6 +599,7 @@ class RedisReplayCache(_Base):
                 _install_hook(client.connection_pool, _connect_checked)
                 client.connection_pool.disconnect()
         self._script = client.register_script(CHECK_AND_STORE_LUA)
+        self._lean = _lean(client)
 
     @classmethod
     def from_url(
@@ -437,9 +660,14 @@ class RedisReplayCache(_Base):
         """
         call = self._prepare(key, expires_at=expires_at, now=now, owner=owner)
         try:
-            raw = self._script(keys=list(call.keys), args=list(call.args))
+            if self._lean:
+                raw = _sync_execute(self._client, self._plan.pack(call))
+            else:
+                raw = self._script(keys=list(call.keys), args=list(call.args))
         except _REDIS_ERRORS as exc:
             raise self._unavailable(exc) from None
+        if isinstance(raw, redis.RedisError):  # an error reply (OOM, BUSY, ...)
+            raise self._unavailable(raw) from None
         reply, answer = self._verdict(raw, call)
         if reply.flag == 1:
             self._spread_loss(call.args[0])
@@ -547,6 +775,7 @@ class AsyncRedisReplayCache(_Base):
                 # closes them to check now.
                 _install_hook(client.connection_pool, _aconnect_checked)
         self._script = client.register_script(CHECK_AND_STORE_LUA)
+        self._pipeline = _AutoPipeline(client) if _lean(client) else None
 
     @classmethod
     def from_url(
@@ -598,9 +827,16 @@ class AsyncRedisReplayCache(_Base):
         """As :meth:`RedisReplayCache.check_and_store`, awaited."""
         call = self._prepare(key, expires_at=expires_at, now=now, owner=owner)
         try:
-            raw = await self._script(keys=list(call.keys), args=list(call.args))
+            if self._pipeline is not None:
+                raw = await self._pipeline.submit(self._plan.pack(call))
+            else:
+                raw = await self._script(keys=list(call.keys), args=list(call.args))
         except _REDIS_ERRORS as exc:
             raise self._unavailable(exc) from None
+        if isinstance(raw, Exception):  # an error reply, or the batch's round trip failed
+            if not isinstance(raw, _REDIS_ERRORS):
+                raise raw
+            raise self._unavailable(raw) from None
         reply, answer = self._verdict(raw, call)
         if reply.flag == 1:
             await self._spread_loss(call.args[0])
@@ -659,6 +895,8 @@ class AsyncRedisReplayCache(_Base):
     async def aclose(self) -> None:
         """Release the pool's connections (a client built on a given pool leaves them
         open on ``aclose``)."""
+        if self._pipeline is not None:
+            await self._pipeline.drain()
         await self._client.aclose()
         if not isinstance(self._client, redis.asyncio.cluster.RedisCluster):
             await self._client.connection_pool.disconnect()
