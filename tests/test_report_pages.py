@@ -278,6 +278,10 @@ PROTOCOL_NAMES = frozenset(
 )
 
 
+#: protocol values that are not identifiers but contain one (RFC 9449 §4.2 ``typ``)
+PROTOCOL_VALUES = frozenset({"dpop+jwt"})
+
+
 def _model_identifiers() -> set[str]:
     """Ids of the models (mechanisms, scenarios, families, views, groups) and parameters."""
     ids = {m.id for m in models.MECHANISMS} | {s.id for s in models.SCENARIOS}
@@ -366,6 +370,13 @@ def test_presented_text_has_no_code_identifiers(
         for word in ("dpop", "mtls"):  # lower-case ids of DPoP / mTLS (not "oauth-dpop")
             found = re.finditer(rf"(?<![\w./-]){word}(?![\w./-])", text)
             hits.extend(m.span() for m in found)
+        # a model id inside a protocol value ("use_dpop_nonce", typ "dpop+jwt") is the protocol's
+        protocol = [
+            m.span()
+            for name in (*PROTOCOL_NAMES, *PROTOCOL_VALUES)
+            for m in re.finditer(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text)
+        ]
+        hits = [h for h in hits if not any(a <= h[0] and h[1] <= b for a, b in protocol)]
         offenders += _offenders(record, text, hits)
     assert not offenders, _report(offenders, "code identifiers in presented text")
 

@@ -28,8 +28,10 @@ def test_every_weakness_maps_to_checks() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("weakness", [*WEAKNESSES, None])
-def test_each_weakness_alone_fails_exactly_its_checks(weakness: str | None) -> None:
-    logging.getLogger("tokenlib.integrations.asgi").setLevel(logging.ERROR)
+def test_each_weakness_alone_fails_exactly_its_checks(
+    weakness: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="tokenlib.integrations.asgi")  # restored afterwards
     seeded = [weakness] if weakness else []
     with ProbeTargets(weaknesses=seeded) as lab:
         binding = "mtls" if weakness == "trusts_client_cert" else "dpop"

@@ -18,9 +18,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def targets() -> Iterator[ProbeTargets]:
-    logging.getLogger("tokenlib.integrations.asgi").setLevel(logging.ERROR)
-    with ProbeTargets() as lab:
-        yield lab
+    log = logging.getLogger("tokenlib.integrations.asgi")
+    level = log.level
+    log.setLevel(logging.ERROR)  # the probe's refusals are expected; other tests read them
+    try:
+        with ProbeTargets() as lab:
+            yield lab
+    finally:
+        log.setLevel(level)
 
 
 @pytest.fixture(scope="module")

@@ -71,9 +71,14 @@ def _cmd_lab_run(args: argparse.Namespace) -> int:
             f"the lab needs the 'lab' and 'analysis' extras ({exc.name} missing)"
         ) from None
     # The lab injects Client-Cert on purpose; the RS's warning about it is expected here.
-    logging.getLogger("tokenlib.integrations.asgi").setLevel(logging.ERROR)
-    with _stop_like_ctrl_c():
-        results = run_lab(out=args.out, seed=args.seed, redis=False if args.no_redis else None)
+    asgi_log = logging.getLogger("tokenlib.integrations.asgi")
+    level = asgi_log.level
+    asgi_log.setLevel(logging.ERROR)
+    try:
+        with _stop_like_ctrl_c():
+            results = run_lab(out=args.out, seed=args.seed, redis=False if args.no_redis else None)
+    finally:
+        asgi_log.setLevel(level)
     mismatches = check_outcomes(results)
     if args.json:
         emit_json(
