@@ -273,8 +273,8 @@ def test_empty_file(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_streamed_load_memory_stays_near_the_file_size(tmp_path: Path) -> None:
     """Small version of benchmarks/bench_inventory.py (large_csv): an ~80 MB flows CSV (over
-    STREAM_THRESHOLD, so the block parser runs) loads in a fresh process well below the old
-    8.4 bytes per input byte (the benchmark records the real ratio)."""
+    STREAM_THRESHOLD, so it is validated block by block) loads in a fresh process well below
+    the old 8.4 bytes per input byte (the benchmark records the real ratio)."""
     inv = generate_inventory("saas", 300_000, seed=11)
     flows, _ = write_inventory(inv, tmp_path)
     del inv
@@ -298,4 +298,5 @@ def test_streamed_load_memory_stays_near_the_file_size(tmp_path: Path) -> None:
     before, peak, rows = (int(x) for x in out.stdout.strip().splitlines()[-1][1:-1].split(","))
     assert size > I.STREAM_THRESHOLD
     assert rows == 300_000
-    assert (peak - before) < 6 * size
+    # validated block by block: 1.8x here (fixed costs weigh on an 80 MB file; 2.2 GB: 1.05x)
+    assert (peak - before) < 2.5 * size

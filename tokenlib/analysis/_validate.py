@@ -153,7 +153,7 @@ def _as_text(series: pd.Series) -> tuple[npt.NDArray[np.int64], list[str]]:
         ""
         if (u is None or (isinstance(u, float) and np.isnan(u)) or u is pd.NA)
         else str(u).strip()
-        for u in uniques
+        for u in uniques.tolist()  # one conversion: iterating an arrow array is 10x slower
     ]
     return codes.astype(np.int64), texts
 
@@ -377,10 +377,81 @@ def resolve_columns(raw: pd.DataFrame, ctx: _Ctx, result: TableResult) -> dict[s
     return found
 
 
+class UniqueIndex:
+    """The values of a unique column seen in the earlier blocks of a table parsed block by
+    block (see :func:`parse_table`).
+
+    Kept per distinct value: a 64-bit hash and the value's position (0-based record index in
+    the table), 16 bytes, in a few sorted runs; the values themselves stay in the caller's
+    typed blocks. A hash match is confirmed on the value itself (``value_at(position)`` gives
+    ``(value, file row)``), so a hash collision, accidental or crafted, never reports a false
+    duplicate.
+    """
+
+    def __init__(self, value_at: Callable[[int], tuple[str, int]]) -> None:
+        self._value_at = value_at
+        self._runs: list[tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]] = []
+        self._base = 0
+
+    @staticmethod
+    def _hash(values: npt.NDArray[np.object_]) -> npt.NDArray[np.uint64]:
+        hashed: npt.NDArray[np.uint64] = pd.util.hash_array(np.asarray(values, dtype=object))
+        return hashed
+
+    def lookup(self, values: npt.NDArray[np.object_]) -> npt.NDArray[np.int64]:
+        """File row of each value's first occurrence in an earlier block, or -1."""
+        out = np.full(len(values), -1, dtype=np.int64)
+        if not len(values) or not self._runs:
+            return out
+        hashes = self._hash(values)
+        order = np.argsort(hashes)  # sorted needles: searchsorted walks the run in order
+        needles = hashes[order]
+        for run_hashes, run_pos in self._runs:
+            left = np.empty(len(values), dtype=np.int64)
+            right = np.empty(len(values), dtype=np.int64)
+            left[order] = np.searchsorted(run_hashes, needles, side="left")
+            right[order] = np.searchsorted(run_hashes, needles, side="right")
+            for i in np.flatnonzero((right > left) & (out < 0)).tolist():
+                for k in range(int(left[i]), int(right[i])):
+                    value, row = self._value_at(int(run_pos[k]))
+                    if value == values[i]:
+                        out[i] = row
+                        break
+        return out
+
+    def add(self, values: npt.NDArray[np.object_], local: npt.NDArray[np.int64]) -> None:
+        """Record first occurrences at positions ``local`` of the current block."""
+        if not len(values):
+            return
+        hashes = self._hash(values)
+        order = np.argsort(hashes, kind="stable")
+        self._runs.append((hashes[order], (np.asarray(local, dtype=np.int64) + self._base)[order]))
+        # merge runs of similar size: O(log n) runs, each value merged O(log n) times
+        while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
+            (h1, p1), (h2, p2) = self._runs[-2], self._runs[-1]
+            hashes = np.concatenate([h1, h2])
+            order = np.argsort(hashes, kind="stable")
+            self._runs[-2:] = [(hashes[order], np.concatenate([p1, p2])[order])]
+
+    def end_block(self, n: int) -> None:
+        """The current block had ``n`` records: positions of the next block start after it."""
+        self._base += n
+
+
 def parse_table(
-    raw: pd.DataFrame, spec: S.TableSpec, *, file: str, rows: npt.NDArray[np.int64]
+    raw: pd.DataFrame,
+    spec: S.TableSpec,
+    *,
+    file: str,
+    rows: npt.NDArray[np.int64],
+    seen: Mapping[str, UniqueIndex] | None = None,
 ) -> TableResult:
-    """Type-convert and check one table column by column (no cross-field rules)."""
+    """Type-convert and check one table column by column (no cross-field rules).
+
+    A table read block by block passes the same ``seen`` (unique column -> :class:`UniqueIndex`)
+    for every block, so a value repeating one of an earlier block is a ``duplicate`` naming the
+    earlier row, exactly as if the whole table had been parsed at once.
+    """
     ctx = _Ctx(spec, file, rows)
     n = len(raw)
     result = TableResult(pd.DataFrame(index=pd.RangeIndex(n)), rows, ctx.problems, {}, {})
@@ -435,7 +506,18 @@ def parse_table(
         result.needs_default[col.name] = empty & ~np.bool_(col.required)
         if col.unique and col.name in found:
             vals = pd.Series(data[col.name], dtype=object)
-            dup = vals.duplicated(keep="first").to_numpy() & ~empty
+            repeat = vals.duplicated(keep="first").to_numpy()
+            dup = repeat & ~empty
+            earlier: dict[str, int] = {}
+            index = seen.get(col.name) if seen is not None else None
+            if index is not None:
+                firsts = np.flatnonzero(~repeat & ~empty)
+                objs = vals.to_numpy()
+                prior = index.lookup(objs[firsts])
+                hit = prior >= 0
+                dup[firsts[hit]] = True
+                earlier = dict(zip(objs[firsts[hit]].tolist(), prior[hit].tolist(), strict=True))
+                index.add(objs[firsts[~hit]], firsts[~hit])
             if dup.any():
                 first = pd.Series(rows, index=vals.to_numpy()).groupby(level=0).first()
                 idx = np.flatnonzero(dup)
@@ -446,12 +528,15 @@ def parse_table(
                         int(rows[i]),
                         col.name,
                         _short(vals.iloc[i]),
-                        f"a unique value (first seen at row {int(first[vals.iloc[i]])})",
+                        "a unique value (first seen at row "
+                        f"{earlier.get(vals.iloc[i], int(first[vals.iloc[i]]))})",
                         "duplicate",
                     )
                     for i in idx
                 )
             result.invalid[col.name] = result.invalid[col.name] | dup
+    for index in (seen or {}).values():
+        index.end_block(n)
     result.frame = pd.DataFrame(data, copy=False)  # no consolidation copy of every column
     extra = [c for c in raw.columns if (spec.name, str(c)) in set(result.unknown)]
     for c in extra:
@@ -522,10 +607,8 @@ def _check_id_chars(ctx: _Ctx, col: S.Column, values: npt.NDArray[np.object_]) -
     """Refuse ids holding characters the pipeline cannot carry (see :data:`ID_FORBIDDEN`)."""
     forbidden = ID_FORBIDDEN[(ctx.spec.name, col.name)]
     codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
-    bad_u = np.array(
-        [bool(_CONTROL.search(str(u))) or any(ch in str(u) for ch in forbidden) for u in uniques],
-        dtype=bool,
-    )
+    refused = re.compile(_CONTROL.pattern[:-1] + re.escape(forbidden) + "]")
+    bad_u = np.array([refused.search(str(u)) is not None for u in uniques.tolist()], dtype=bool)
     bad: BoolArray = bad_u[codes] if len(bad_u) else np.zeros(len(values), dtype=bool)
     seps = " or ".join(repr(ch) for ch in forbidden)
     expected = "an id without control characters" + (f" or {seps} (separators)" if seps else "")
@@ -547,6 +630,32 @@ def _blank(col: S.Column, n: int) -> Any:
     if col.kind == "integer":
         return np.zeros(n, dtype=np.int64)
     return np.full(n, "", dtype=object)
+
+
+#: The order in which :func:`fill_flow_defaults` fills (and reports) defaulted columns.
+FLOW_DEFAULT_ORDER: tuple[str, ...] = (
+    "flow_id",
+    "actor",
+    "client_type",
+    "environment",
+    "grant_type",
+    "audience_restricted",
+    "scopes",
+    "path",
+    "key_storage",
+    "cert_management",
+    "access_token_lifetime_s",
+    "refresh_token",
+    "refresh_token_lifetime_s",
+    "token_format",
+    "rs_introspects",
+    "binding_enforced",
+    "requests_per_day",
+    "exposure_channels",
+    "forwards_token",
+    "authorization_server",
+    "token_exchange",
+)
 
 
 def fill_flow_defaults(res: TableResult, service_downstream: Mapping[str, str] | None) -> None:
@@ -655,13 +764,48 @@ def _flow_usage_inputs(
     )
 
 
-def fill_authorization_server_defaults(res: TableResult, flows: TableResult) -> None:
+ServerUsage = dict[str, tuple[bool, bool, bool]]
+
+
+def server_usage(flows: TableResult, into: ServerUsage | None = None) -> ServerUsage:
+    """Per distinct ``authorization_server`` of ``flows`` (rows whose columns parsed cleanly):
+    (uses mtls, uses dpop, uses token exchange), OR-ed into ``into`` when given, so the usage
+    of a table validated block by block is accumulated block by block."""
+    out: ServerUsage = {} if into is None else into
+    flow_as, binding, tx = _flow_usage_inputs(flows)
+    codes, uniques = pd.factorize(pd.Series(flow_as, dtype=object), use_na_sentinel=False)
+    flags = usage_flags(len(uniques), np.asarray(codes, dtype=np.int64), binding, tx)
+    for i, name in enumerate(uniques):
+        new = (
+            bool(flags["issues_mtls"][i]),
+            bool(flags["issues_dpop"][i]),
+            bool(flags["supports_token_exchange"][i]),
+        )
+        old = out.get(name)
+        out[name] = new if old is None else (old[0] | new[0], old[1] | new[1], old[2] | new[2])
+    return out
+
+
+def fill_authorization_server_defaults(
+    res: TableResult, flows: TableResult | None, *, usage: ServerUsage | None = None
+) -> None:
     """Fill defaults of optional authorization-server columns; the capability columns default to
-    what the flows show (documented in the schema's ``default_doc``)."""
+    what the flows show (documented in the schema's ``default_doc``). ``usage`` (from
+    :func:`server_usage`) replaces ``flows`` for flows validated block by block."""
     f, need = res.frame, res.needs_default
     spec = S.AUTHORIZATION_SERVERS
     ids = [str(x) for x in np.asarray(f["as_id"], dtype=object)]
-    usage = as_usage(ids, *_flow_usage_inputs(flows))
+    if usage is None:
+        if flows is None:
+            raise ValueError("fill_authorization_server_defaults needs flows or usage")
+        usage_cols = as_usage(ids, *_flow_usage_inputs(flows))
+    else:
+        none = (False, False, False)
+        got = [usage.get(x, none) for x in ids]
+        usage_cols = {
+            name: np.array([g[k] for g in got], dtype=bool)
+            for k, name in enumerate(("issues_mtls", "issues_dpop", "supports_token_exchange"))
+        }
 
     def fill(name: str, values: Any) -> None:
         mask = need[name]
@@ -672,10 +816,10 @@ def fill_authorization_server_defaults(res: TableResult, flows: TableResult) -> 
             res.defaults.append((spec.name, name, int(mask.sum())))
 
     fill("product", np.full(len(f), "", dtype=object))
-    fill("issues_dpop", usage["issues_dpop"])
-    fill("issues_mtls", usage["issues_mtls"])
+    fill("issues_dpop", usage_cols["issues_dpop"])
+    fill("issues_mtls", usage_cols["issues_mtls"])
     fill("binds_refresh_tokens", np.asarray(f["issues_dpop"], dtype=bool))
-    fill("supports_token_exchange", usage["supports_token_exchange"])
+    fill("supports_token_exchange", usage_cols["supports_token_exchange"])
 
 
 def fill_service_defaults(res: TableResult) -> None:

@@ -13,6 +13,9 @@ the flows by :func:`derive_authorization_servers` when no file is given). The mo
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import functools
 import gzip
 import io
 import os
@@ -60,6 +63,8 @@ DEFAULT_PROFILE = "saas"
 DEFAULT_FLOWS = 5000
 _MAX_LISTED = 25
 _COMMENT_OR_BLANK = re.compile(r"^[ \t]*(#|\r?$)", re.MULTILINE)
+_FILTERED_LINE = re.compile(rb"\n(?:[#\n \t]|\r\n)")
+_SPACED = re.compile(rb",[ \t]")
 
 OnError = Literal["raise", "drop"]
 Source: TypeAlias = str | os.PathLike[str] | pd.DataFrame
@@ -243,6 +248,9 @@ GZIP_RATIO_FLOOR = 64 * 2**20
 #: Inputs larger than this (decompressed) are parsed block by block with pyarrow and held as
 #: categorical columns, so peak memory stays near the file size; smaller ones use pandas.
 STREAM_THRESHOLD = 64 * 2**20
+#: Bytes of CSV per block when a large file is parsed and validated block by block: memory
+#: beyond the typed result is about one block's cells as Python objects.
+BLOCK_BYTES = 4 * 2**20
 _CHUNK = 1 << 20
 _BOM = b"\xef\xbb\xbf"
 
@@ -262,6 +270,7 @@ class _Lines:
         self.gz = _suffix(path) == ".csv.gz"
         self.line = 0
         self.dropped = False
+        self.spaced = False  # a delimiter followed by a space or tab somewhere
         self.runs: list[list[int]] = []
         self.size = 0
 
@@ -309,6 +318,8 @@ class _Lines:
             self.runs.append([first, count])
 
     def _filter(self, block: bytes) -> bytes:
+        if not self.spaced and _SPACED.search(block) is not None:
+            self.spaced = True
         n = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
         if not _needs_line_filter(block):
             self._keep(self.line + 1, n)
@@ -410,6 +421,133 @@ def _read(
     path: Path, table: str, max_decompressed_bytes: int | None = None
 ) -> tuple[pd.DataFrame, npt.NDArray[np.int64], list[str]]:
     """Raw table (all cells as read) and the file row number of each record."""
+    opened = _open(path, table, max_decompressed_bytes)
+    if isinstance(opened, _Blocks):
+        return _rows_of(opened.lines, opened.read_categorical())
+    return opened
+
+
+class _Renumber(Exception):
+    """Raised mid-way through a block read whose line-based row numbers proved wrong (quoted
+    multi-line cells in a file with comment lines): the caller restarts counting records."""
+
+
+@dataclass(slots=True)
+class _Blocks:
+    """A large CSV (over :data:`STREAM_THRESHOLD`) after its first bounded pass, read again
+    block by block (:meth:`frames`) or whole into categorical columns."""
+
+    lines: _Lines
+    first: bytes
+    table: str
+
+    def _source(self) -> tuple[_Lines, Any]:
+        import pyarrow as pa
+
+        if self.lines.dropped:  # comment or blank lines: parse the filtered stream
+            again = _Lines(self.lines.path, self.table, self.lines.limit)
+            return again, _buffered(again.chunks())
+        path = self.lines.path
+        src = pa.CompressedInputStream(pa.OSFile(str(path)), "gzip") if self.lines.gz else str(path)
+        return self.lines, src
+
+    def read_categorical(self) -> pd.DataFrame:
+        if self.lines.spaced:
+            return pd.concat(list(self._pandas_frames()), ignore_index=True)
+        lines, source = self._source()
+        return _read_stream(lines, source, self.first, self.table)
+
+    def frames(self, *, by_line: bool) -> Iterator[tuple[pd.DataFrame, npt.NDArray[np.int64]]]:
+        """Blocks of records as frames of ``str`` columns, with each record's file row: its
+        line (``by_line``, when comment lines were removed) or its record number + 1."""
+        line_no = self.lines.line_numbers() if by_line else None
+        done = 0
+        names: list[str] = []
+        for frame in self._pandas_frames() if self.lines.spaced else self._arrow_frames(names):
+            n = len(frame)
+            if line_no is not None:
+                if done + n > len(line_no) - 1:
+                    raise _Renumber
+                rows = line_no[1 + done : 1 + done + n]
+            else:
+                rows = np.arange(done + 2, done + n + 2, dtype=np.int64)
+            done += n
+            yield frame, rows
+            del frame
+        if line_no is not None and done != len(line_no) - 1:
+            raise _Renumber
+        if done == 0:
+            yield (
+                pd.DataFrame({n: pd.array([], dtype="str") for n in names}),
+                np.zeros(0, dtype=np.int64),
+            )
+
+    def _arrow_frames(self, names: list[str]) -> Iterator[pd.DataFrame]:
+        import pyarrow as pa
+
+        lines, source = self._source()
+        for batch in _csv_batches(lines, source, self.first, self.table, names):
+            yield pa.Table.from_batches([batch]).to_pandas(memory_pool=_stream_pool())
+            del batch
+
+    def _pandas_frames(self) -> Iterator[pd.DataFrame]:
+        """Blocks parsed by pandas, as the whole-file path parses: used when a delimiter is
+        followed by a space (``skipinitialspace``: ``a, "b"`` is the value ``b``, which
+        pyarrow would read as `` "b"``)."""
+        lines = _Lines(self.lines.path, self.table, self.lines.limit)
+        per_row = max(1, self.lines.size // max(1, self.lines.kept))
+        reader = pd.read_csv(
+            io.TextIOWrapper(_buffered(lines.chunks()), encoding="utf-8", newline=""),
+            dtype=object,
+            keep_default_na=False,
+            na_filter=False,
+            skipinitialspace=True,
+            index_col=False,
+            chunksize=max(64, BLOCK_BYTES // per_row),
+        )
+        with reader:
+            while True:
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("error", pd.errors.ParserWarning)
+                        frame = next(reader)
+                except StopIteration:
+                    return
+                except UnicodeDecodeError as exc:
+                    raise InventoryError(
+                        [
+                            _file_problem(
+                                self.table, str(lines.path), "UTF-8 text", "encoding", str(exc)
+                            )
+                        ]
+                    ) from None
+                except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as exc:
+                    raise _pandas_syntax(exc, self.lines, self.table) from None
+                yield frame
+
+
+def _rows_of(
+    lines: _Lines, frame: pd.DataFrame
+) -> tuple[pd.DataFrame, npt.NDArray[np.int64], list[str]]:
+    """``frame`` with the file row of each record (line numbers when lines were removed)."""
+    file = str(lines.path)
+    if not lines.dropped:
+        return frame, np.arange(2, len(frame) + 2, dtype=np.int64), []
+    line_no = lines.line_numbers()
+    if len(frame) == len(line_no) - 1:
+        return frame, line_no[1:], []
+    return frame, np.arange(2, len(frame) + 2, dtype=np.int64), [_multiline_note(file)]
+
+
+def _multiline_note(file: str) -> str:
+    return f"{file}: quoted multi-line cells; row numbers count records, not lines"
+
+
+def _open(
+    path: Path, table: str, max_decompressed_bytes: int | None = None
+) -> tuple[pd.DataFrame, npt.NDArray[np.int64], list[str]] | _Blocks:
+    """A small table read whole (as :func:`_read`), or a large CSV ready to be read in
+    blocks."""
     suffix = _suffix(path)
     file = str(path)
     if not path.is_file():
@@ -437,29 +575,10 @@ def _read(
         del head
         for _ in chunks:  # finish the pass: size cap, gzip errors, comment lines
             pass
-        if lines.dropped:  # comment or blank lines: parse the filtered stream
-            again = _Lines(path, table, lines.limit)
-            frame = _read_stream(
-                again, io.BufferedReader(_ChunkReader(again.chunks()), _CHUNK), first, table
-            )
-        else:  # parse the file natively (no Python buffers in between)
-            import pyarrow as pa
-
-            source: Any = (
-                pa.CompressedInputStream(pa.OSFile(str(path)), "gzip") if lines.gz else str(path)
-            )
-            frame = _read_stream(lines, source, first, table)
-    else:
-        if lines.kept == 0:
-            raise InventoryError([_file_problem(table, file, "a header line", "empty")])
-        frame = _read_small(b"".join(head), lines, table)
-    if not lines.dropped:
-        return frame, np.arange(2, len(frame) + 2, dtype=np.int64), []
-    line_no = lines.line_numbers()
-    if len(frame) == len(line_no) - 1:
-        return frame, line_no[1:], []
-    note = f"{file}: quoted multi-line cells; row numbers count records, not lines"
-    return frame, np.arange(2, len(frame) + 2, dtype=np.int64), [note]
+        return _Blocks(lines, first, table)
+    if lines.kept == 0:
+        raise InventoryError([_file_problem(table, file, "a header line", "empty")])
+    return _rows_of(lines, _read_small(b"".join(head), lines, table))
 
 
 def _csv_syntax(table: str, file: str, row: int | None, message: str) -> InventoryError:
@@ -498,17 +617,22 @@ def _read_small(data: bytes, lines: _Lines, table: str) -> pd.DataFrame:
                 index_col=False,
             )
     except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError) as exc:
-        message = str(exc)
-        match = re.search(r"line (\d+)", message)
-        row = None
-        if match:
-            line = int(match.group(1))
-            if lines.dropped:
-                keep = lines.line_numbers()
-                row = int(keep[line - 1]) if line <= len(keep) else line
-            else:
-                row = line
-        raise _csv_syntax(table, file, row, message) from None
+        raise _pandas_syntax(exc, lines, table) from None
+
+
+def _pandas_syntax(exc: Exception, lines: _Lines, table: str) -> InventoryError:
+    """A pandas parser error as an :class:`InventoryError` naming the file line."""
+    message = str(exc)
+    match = re.search(r"line (\d+)", message)
+    row = None
+    if match:
+        line = int(match.group(1))
+        if lines.dropped:
+            keep = lines.line_numbers()
+            row = int(keep[line - 1]) if line <= len(keep) else line
+        else:
+            row = line
+    return _csv_syntax(table, str(lines.path), row, message)
 
 
 def _mangle(names: Sequence[str]) -> list[str]:
@@ -544,13 +668,15 @@ def _stream_pool() -> Any:
     return pool
 
 
-def _read_stream(lines: _Lines, source: Any, first: bytes, table: str) -> pd.DataFrame:
-    """Parse a large CSV block by block (pyarrow); every column dictionary-encoded per block
-    and returned as a pandas Categorical, so memory grows with distinct values, not cells."""
+def _csv_batches(
+    lines: _Lines, source: Any, first: bytes, table: str, names_out: list[str] | None = None
+) -> Iterator[Any]:
+    """Record batches (all columns ``string``) of a large CSV, parsed by pyarrow in blocks of
+    :data:`BLOCK_BYTES`; the header comes from ``first`` (duplicate names as pandas reads
+    them, also put into ``names_out``). Malformed input is an :class:`InventoryError`."""
     import csv
 
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
     file = str(lines.path)
@@ -562,23 +688,20 @@ def _read_stream(lines: _Lines, source: Any, first: bytes, table: str) -> pd.Dat
             [_file_problem(table, file, "a UTF-8 CSV header line", "encoding", str(exc)[:200])]
         ) from None
     names = _mangle(list(header))
+    if names_out is not None:
+        names_out[:] = names
     bad_rows: list[tuple[int, int]] = []
 
     def invalid(row: Any) -> str:
         bad_rows.append((int(row.expected_columns), int(row.actual_columns)))
         return "skip"
 
-    columns: list[list[Any]] = [[] for _ in names]
-    dict_type = pa.dictionary(pa.int32(), pa.string())
-    # most columns hold few distinct values: 2-byte indices until a block proves otherwise
-    small_type = pa.dictionary(pa.int16(), pa.string())
-    narrow = [True] * len(names)
     try:
         reader = pacsv.open_csv(
             source,
             memory_pool=pool,
             read_options=pacsv.ReadOptions(
-                column_names=names, skip_rows=1, block_size=8 << 20, use_threads=False
+                column_names=names, skip_rows=1, block_size=BLOCK_BYTES, use_threads=False
             ),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid),
             convert_options=pacsv.ConvertOptions(
@@ -587,17 +710,15 @@ def _read_stream(lines: _Lines, source: Any, first: bytes, table: str) -> pd.Dat
                 quoted_strings_can_be_null=False,
             ),
         )
-        for batch in reader:
+        batches = iter(reader)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
             if bad_rows:
                 break
-            for i in range(len(names)):
-                enc = pc.dictionary_encode(batch.column(i), memory_pool=pool)
-                if narrow[i] and len(enc.dictionary) <= 32767:
-                    enc = enc.cast(small_type)
-                elif narrow[i]:  # a high-cardinality column: widen what was narrowed
-                    narrow[i] = False
-                    columns[i] = [c.cast(dict_type) for c in columns[i]]
-                columns[i].append(enc)
+            yield batch
             del batch
     except pa.ArrowInvalid as exc:
         message = str(exc)
@@ -610,6 +731,38 @@ def _read_stream(lines: _Lines, source: Any, first: bytes, table: str) -> pd.Dat
         expected, actual = bad_rows[0]
         row = _locate_bad_row(lines.path, table, lines.limit, expected)
         raise _csv_syntax(table, file, row, f"expected {expected} fields, saw {actual}")
+
+
+def _read_stream(lines: _Lines, source: Any, first: bytes, table: str) -> pd.DataFrame:
+    """Parse a large CSV block by block (pyarrow); every column dictionary-encoded per block
+    and returned as a pandas Categorical, so memory grows with distinct values, not cells
+    (used for the services and authorization-servers tables; flows are validated per block)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    pool = _stream_pool()
+    names: list[str] = []
+    columns: list[list[Any]] = []
+    dict_type = pa.dictionary(pa.int32(), pa.string())
+    # most columns hold few distinct values: 2-byte indices until a block proves otherwise
+    small_type = pa.dictionary(pa.int16(), pa.string())
+    narrow: list[bool] = []
+    for batch in _csv_batches(lines, source, first, table, names):
+        if not columns:
+            columns = [[] for _ in names]
+            narrow = [True] * len(names)
+        for i in range(len(names)):
+            enc = pc.dictionary_encode(batch.column(i), memory_pool=pool)
+            if narrow[i] and len(enc.dictionary) <= 32767:
+                enc = enc.cast(small_type)
+            elif narrow[i]:  # a high-cardinality column: widen what was narrowed
+                narrow[i] = False
+                columns[i] = [c.cast(dict_type) for c in columns[i]]
+            columns[i].append(enc)
+        del batch
+    if not columns:
+        columns = [[] for _ in names]
+        narrow = [True] * len(names)
     data = {}
     for i, (name, chunks_i) in enumerate(zip(names, columns, strict=True)):
         if narrow[i] and sum(len(c.dictionary) for c in chunks_i) > 32767:
@@ -647,8 +800,8 @@ def _needs_line_filter(data: bytes) -> bool:
         return True
     if data[:1] in (b"#", b"\n", b"\r", b" ", b"\t"):
         return True
-    core = data.rstrip(b"\r\n")
-    return any(sep in core for sep in (b"\n#", b"\n\n", b"\n\r\n", b"\n ", b"\n\t"))
+    # one scan instead of five: a line starting with '#', ' ', tab, or an empty line
+    return _FILTERED_LINE.search(data.rstrip(b"\r\n")) is not None
 
 
 def _sibling(flows_path: Path, table: str) -> Path | None:
@@ -850,8 +1003,18 @@ def load_inventory(
                 services = flows_path.with_name("services.csv")
         else:
             flows_path = Path(source)
-        raw_flows, flow_rows, more = _read(flows_path, "flows", max_decompressed_bytes)
+        opened = _open(flows_path, "flows", max_decompressed_bytes)
         flows_file = str(flows_path)
+        if isinstance(opened, _Blocks):
+            return _load_blocks(
+                opened,
+                label="default" if str(source) == "default" else flows_file,
+                services=services,
+                authorization_servers=authorization_servers,
+                on_error=on_error,
+                max_decompressed_bytes=max_decompressed_bytes,
+            )
+        raw_flows, flow_rows, more = opened
         notes.extend(more)
     label = "default" if str(source) == "default" and flows_path is not None else flows_file
 
@@ -983,6 +1146,399 @@ def load_inventory(
             flows_res.unknown
             + (svc_res.unknown if svc_res else [])
             + (as_res.unknown if as_res else [])
+        ),
+        services_derived=svc_res is None,
+        notes=tuple(notes),
+        authorization_servers_source=servers_file,
+        authorization_servers_in=len(raw_servers) if raw_servers is not None else 0,
+        authorization_servers_out=len(typed_servers),
+        dropped_authorization_server_rows=(
+            tuple(as_res.rows[as_bad].tolist()) if on_error == "drop" and as_res else ()
+        ),
+        authorization_servers_derived=as_res is None,
+    )
+    if errors and on_error == "raise":
+        raise InventoryError(problems, report=report)
+    return Inventory(
+        flows=typed_flows,
+        services=_typed(services_frame.reset_index(drop=True), S.SERVICES),
+        source=label,
+        report=report,
+        authorization_servers=typed_servers,
+    )
+
+
+def _load_blocks(
+    src: _Blocks,
+    *,
+    label: str,
+    services: Source | None,
+    authorization_servers: Source | None,
+    on_error: OnError,
+    max_decompressed_bytes: int | None,
+) -> Inventory:
+    """:func:`load_inventory` for a large flows CSV, validated block by block (see
+    :func:`_load_blocks_once`); restarted with record numbers as rows if line numbers prove
+    wrong (quoted multi-line cells in a file with comment lines), as the whole-file path does."""
+    kw: dict[str, Any] = {
+        "label": label,
+        "services": services,
+        "authorization_servers": authorization_servers,
+        "on_error": on_error,
+        "max_decompressed_bytes": max_decompressed_bytes,
+    }
+    with _arrow_pool():
+        if not src.lines.dropped:
+            return _load_blocks_once(src, by_line=False, notes=[], **kw)
+        try:
+            return _load_blocks_once(src, by_line=True, notes=[], **kw)
+        except _Renumber:
+            note = _multiline_note(str(src.lines.path))
+            return _load_blocks_once(src, by_line=False, notes=[note], **kw)
+
+
+@contextlib.contextmanager
+def _arrow_pool() -> Iterator[None]:
+    """Arrow's default memory pool set to :func:`_stream_pool` while a large file loads: the
+    default mimalloc pool keeps the pages of every block's transient arrays (measured: 0.25x
+    the file size more peak memory). Restored afterwards; arrays keep their own pool."""
+    import pyarrow as pa
+
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(_stream_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
+class _Sink:
+    """The typed flows, filled block by block: category codes, booleans and integers in arrays
+    sized once from the first pass's line count (grown if ever short), string columns as the
+    blocks' arrow arrays; plus each record's file row, the rows found bad, and the invalid
+    marks the deferred authorization-server check reads. No block stays a frame: freed block
+    memory is reused instead of fragmenting around long-lived small objects."""
+
+    TRACKED = ("authorization_server", "binding", "token_exchange")
+    _DTYPES: Mapping[str, Any] = {"category": np.int8, "boolean": np.bool_, "integer": np.int64}
+
+    def __init__(self, capacity: int, *, track: bool) -> None:
+        self.n = 0
+        self.capacity = max(capacity, 1)
+        self.track = track
+        self.fixed: dict[str, npt.NDArray[Any]] = {}
+        self.strings: dict[str, list[Any]] = {}
+        for col in S.FLOWS.columns:
+            dtype = self._DTYPES.get(col.kind)
+            if dtype is None:
+                self.strings[col.name] = []
+            else:
+                self.fixed[col.name] = np.empty(self.capacity, dtype=dtype)
+        self.fixed[" rows"] = np.empty(self.capacity, dtype=np.int64)
+        self.fixed[" bad"] = np.empty(self.capacity, dtype=bool)
+        for name in self.TRACKED if track else ():
+            self.fixed[" invalid " + name] = np.empty(self.capacity, dtype=bool)
+        self.extras: dict[str, list[npt.NDArray[np.object_]]] = {}
+        self.starts: list[int] = []
+
+    def _grow(self, need: int) -> None:
+        if need <= self.capacity:
+            return
+        self.capacity = max(need, 2 * self.capacity)
+        for name, old in self.fixed.items():
+            new = np.empty(self.capacity, dtype=old.dtype)
+            new[: self.n] = old[: self.n]
+            self.fixed[name] = new
+
+    def add(self, res: V.TableResult) -> None:
+        """Append a validated block (its typed columns, rows, bad rows and marks)."""
+        frame = res.frame
+        start, m = self.n, len(frame)
+        self._grow(start + m)
+        stop = start + m
+        for col in S.FLOWS.columns:
+            if col.name in self.strings:
+                values = np.asarray(frame[col.name], dtype=object)
+                self.strings[col.name].append(pd.array(values, dtype="str"))
+            else:
+                self.fixed[col.name][start:stop] = np.asarray(frame[col.name])
+        for name in frame.columns:
+            if name not in self.fixed and name not in self.strings:
+                self.extras.setdefault(str(name), []).append(np.asarray(frame[name]))
+        self.fixed[" rows"][start:stop] = res.rows
+        self.fixed[" bad"][start:stop] = _bad_rows(res)
+        for name in self.TRACKED if self.track else ():
+            self.fixed[" invalid " + name][start:stop] = res.invalid[name]
+        self.starts.append(start)
+        self.n = stop
+
+    @property
+    def rows(self) -> npt.NDArray[np.int64]:
+        return self.fixed[" rows"][: self.n]
+
+    @property
+    def bad(self) -> npt.NDArray[np.bool_]:
+        return self.fixed[" bad"][: self.n]
+
+    def value_at(self, name: str, pos: int) -> tuple[str, int]:
+        """(value of string column ``name``, file row) of record ``pos``."""
+        b = bisect.bisect_right(self.starts, pos) - 1
+        return str(self.strings[name][b][pos - self.starts[b]]), int(self.fixed[" rows"][pos])
+
+    def as_check(self, b: int) -> V.TableResult:
+        """Block ``b`` as the flows table the authorization-server check reads (views)."""
+        start = self.starts[b]
+        stop = self.starts[b + 1] if b + 1 < len(self.starts) else self.n
+        light = pd.DataFrame(
+            {
+                "authorization_server": pd.Series(self.strings["authorization_server"][b]),
+                "binding": self.fixed["binding"][start:stop],
+                "token_exchange": self.fixed["token_exchange"][start:stop],
+            },
+            copy=False,
+        )
+        invalid = {name: self.fixed[" invalid " + name][start:stop] for name in self.TRACKED}
+        return V.TableResult(light, self.fixed[" rows"][start:stop], [], invalid, {})
+
+    def mark_bad(self, b: int, bad: npt.NDArray[np.bool_]) -> None:
+        start = self.starts[b]
+        self.fixed[" bad"][start : start + len(bad)] |= bad
+
+    def finish(self, *, drop: bool) -> pd.DataFrame:
+        """The typed flows frame (rows found bad left out with ``drop``); the sink is emptied
+        column by column, so at most one column exists twice."""
+        n = self.n
+        keep = ~self.fixed[" bad"][:n] if drop else None
+        out: dict[str, Any] = {}
+        for col in S.FLOWS.columns:
+            if col.name in self.strings:
+                parts = self.strings.pop(col.name)
+                if parts:
+                    series = pd.concat([pd.Series(p) for p in parts], ignore_index=True)
+                else:
+                    series = pd.Series(pd.array([], dtype="str"))
+                del parts
+                if keep is not None:
+                    series = series[keep].reset_index(drop=True)
+                out[col.name] = series.array
+                continue
+            arr = self.fixed.pop(col.name)[:n]
+            if keep is not None:
+                arr = arr[keep]
+            if col.kind == "category":
+                out[col.name] = pd.Categorical.from_codes(arr, categories=list(col.allowed))
+            else:
+                out[col.name] = arr
+        for name, chunks in self.extras.items():
+            arr = np.concatenate(chunks) if chunks else np.zeros(0, dtype=object)
+            out[name] = arr[keep] if keep is not None else arr
+        self.extras.clear()
+        return pd.DataFrame(out, copy=False)
+
+
+def _load_blocks_once(
+    src: _Blocks,
+    *,
+    by_line: bool,
+    notes: list[str],
+    label: str,
+    services: Source | None,
+    authorization_servers: Source | None,
+    on_error: OnError,
+    max_decompressed_bytes: int | None,
+) -> Inventory:
+    """Validate a large flows CSV block by block (:data:`BLOCK_BYTES` of CSV each), so memory
+    is the typed result (categorical codes, numpy numbers, arrow strings) plus one block.
+
+    Each block is parsed, defaulted, checked against the cross-field rules and the services
+    table, converted to its final dtypes, and its raw cells freed before the next block. What
+    spans blocks: unique columns (a :class:`~tokenlib.analysis._validate.UniqueIndex`: a
+    duplicate names the first row even in an earlier block), the flows' usage of each
+    authorization server (accumulated; it fills the servers' defaults), the services derived
+    from the flows, and the authorization-server foreign key, checked after the last block
+    against the completed servers table. The problems, typed frames and report equal those of
+    the whole-file path.
+    """
+    flows_path = src.lines.path
+    flows_file = str(flows_path)
+    raw_services, service_rows, services_file, more = _read_source(
+        services, _sibling(flows_path, "services"), "services", "services", max_decompressed_bytes
+    )
+    notes.extend(more)
+    raw_servers, server_rows, servers_file, more = _read_source(
+        authorization_servers,
+        _sibling(flows_path, "authorization_servers"),
+        "authorization_servers",
+        "authorization_servers",
+        max_decompressed_bytes,
+    )
+    notes.extend(more)
+
+    sink = _Sink(src.lines.kept - 1, track=raw_servers is not None)
+    # unique columns across blocks: the index confirms a hash match on the value in the sink
+    seen = {
+        c.name: V.UniqueIndex(functools.partial(sink.value_at, c.name))
+        for c in S.FLOWS.columns
+        if c.unique
+    }
+
+    frames = src.frames(by_line=by_line)
+    raw, rows = next(frames)
+    first = V.parse_table(raw, S.FLOWS, file=flows_file, rows=rows, seen=seen)
+    del raw
+    fatal = [p for p in first.problems if p.row is None and p.severity == "error"]
+    svc_res: V.TableResult | None = None
+    if raw_services is not None:
+        svc_res = V.parse_table(raw_services, S.SERVICES, file=services_file, rows=service_rows)
+        fatal += [p for p in svc_res.problems if p.row is None and p.severity == "error"]
+    as_res: V.TableResult | None = None
+    if raw_servers is not None:
+        as_res = V.parse_table(
+            raw_servers, S.AUTHORIZATION_SERVERS, file=servers_file, rows=server_rows
+        )
+        fatal += [p for p in as_res.problems if p.row is None and p.severity == "error"]
+    flow_problems: list[Problem] = list(first.problems)
+
+    def other_problems() -> list[Problem]:
+        return (svc_res.problems if svc_res else []) + (as_res.problems if as_res else [])
+
+    if fatal:  # as the whole-file path: report every parse problem of every block, then raise
+        sink.add(first)
+        del first
+        for raw, rows in frames:
+            res = V.parse_table(raw, S.FLOWS, file=flows_file, rows=rows, seen=seen)
+            del raw
+            flow_problems.extend(p for p in res.problems if p.row is not None)
+            sink.add(res)
+        raise InventoryError(_sorted(flow_problems + other_problems()))
+
+    if svc_res is not None:
+        V.fill_service_defaults(svc_res)
+        V.check_service_graph(svc_res, services_file)
+        svc_bad = _bad_rows(svc_res)
+        services_frame: pd.DataFrame | None = svc_res.frame
+        if on_error == "drop" and svc_bad.any():
+            services_frame = _drop_services(svc_res.frame, svc_bad, notes)
+        assert services_frame is not None
+        downstream: dict[str, str] | None = dict(
+            zip(services_frame["service_id"], services_frame["downstream"], strict=True)
+        )
+    else:
+        svc_bad = np.zeros(0, dtype=bool)
+        services_frame = None
+        downstream = None
+
+    usage: V.ServerUsage = {}
+    derived_pairs: list[pd.DataFrame] = []
+    defaults: dict[str, int] = {}
+
+    def validate(res: V.TableResult, is_first: bool) -> None:
+        V.fill_flow_defaults(res, downstream)
+        V.apply_rules(res, V.FLOW_RULES, flows_file)
+        if as_res is not None:
+            V.server_usage(res, usage)
+        if services_frame is None:
+            pairs = pd.DataFrame(
+                {
+                    "resource_server": np.asarray(res.frame["resource_server"], dtype=object),
+                    "binding": np.asarray(res.frame["binding"], dtype=np.int64),
+                }
+            ).drop_duplicates()
+            derived_pairs.append(pairs)
+            V.check_references(
+                res, _derive_services(pairs), flows_file, services_file, services_derived=True
+            )
+        else:
+            V.check_references(res, services_frame, flows_file, services_file)
+        if not is_first:
+            flow_problems.extend(p for p in res.problems if p.row is not None)
+        for _, column, count in res.defaults:
+            defaults[column] = defaults.get(column, 0) + count
+        sink.add(res)
+
+    validate(first, True)
+    flow_problems[:] = list(first.problems)  # the first block's, incl. file-level ones
+    aliases, unknown = first.aliases, first.unknown
+    del first
+    for raw, rows in frames:
+        res = V.parse_table(raw, S.FLOWS, file=flows_file, rows=rows, seen=seen)
+        del raw
+        validate(res, False)
+        del res
+
+    as_bad = np.zeros(0, dtype=bool)
+    servers_frame: pd.DataFrame | None = None
+    servers_invalid: dict[str, npt.NDArray[np.bool_]] = {}
+    if as_res is not None:
+        V.fill_authorization_server_defaults(as_res, None, usage=usage)
+        as_bad = _bad_rows(as_res)
+        servers_frame = as_res.frame
+        servers_invalid = dict(as_res.invalid)
+        if on_error == "drop" and as_bad.any():
+            servers_frame = servers_frame.loc[~as_bad].reset_index(drop=True)
+            servers_invalid = {k: v[~as_bad] for k, v in servers_invalid.items()}
+    if services_frame is None:
+        services_frame = _derive_services(pd.concat(derived_pairs, ignore_index=True))
+        notes.append(
+            f"no services file found next to {flows_file}: derived {len(services_frame)} services "
+            "from flows.resource_server (supports_bearer true, supports_mtls/supports_dpop true "
+            "where a flow uses that binding, other columns at their documented defaults)"
+        )
+        services_in = 0
+    else:
+        services_in = len(raw_services) if raw_services is not None else 0
+    derived_pairs.clear()
+    if servers_frame is not None:
+        for b in range(len(sink.starts)):
+            check = sink.as_check(b)
+            V.check_authorization_servers(
+                check, servers_frame, flows_file, servers_file, servers_invalid
+            )
+            flow_problems.extend(check.problems)
+            sink.mark_bad(b, check.invalid["authorization_server"] | check.invalid["binding"])
+
+    problems = _sorted(flow_problems + other_problems())
+    errors = [p for p in problems if p.severity == "error"]
+    n_in = sink.n
+    dropped: tuple[int, ...] = ()
+    if on_error == "drop":
+        dropped = tuple(sink.rows[sink.bad].tolist())
+    else:
+        services_frame = services_frame.reset_index(drop=True)
+    typed_flows = sink.finish(drop=on_error == "drop")
+    sink.fixed.clear()
+    if servers_frame is None:
+        typed_servers = derive_authorization_servers(typed_flows)
+        notes.append(_derived_as_note(flows_file, len(typed_servers)))
+    else:
+        typed_servers = _typed(servers_frame.reset_index(drop=True), S.AUTHORIZATION_SERVERS)
+    order = {name: i for i, name in enumerate(V.FLOW_DEFAULT_ORDER)}
+    flow_defaults = [
+        ("flows", c, n)
+        for c, n in sorted(defaults.items(), key=lambda kv: order.get(kv[0], len(order)))
+    ]
+    report = ValidationReport(
+        source=label,
+        services_source=services_file,
+        flows_in=n_in,
+        flows_out=len(typed_flows),
+        services_in=services_in,
+        services_out=len(services_frame),
+        problems=problems,
+        dropped_flow_rows=dropped,
+        dropped_service_rows=(
+            tuple(svc_res.rows[svc_bad].tolist()) if on_error == "drop" and svc_res else ()
+        ),
+        defaults=tuple(
+            flow_defaults
+            + (svc_res.defaults if svc_res else [])
+            + (as_res.defaults if as_res else [])
+        ),
+        aliases=tuple(
+            aliases + (svc_res.aliases if svc_res else []) + (as_res.aliases if as_res else [])
+        ),
+        unknown_columns=tuple(
+            unknown + (svc_res.unknown if svc_res else []) + (as_res.unknown if as_res else [])
         ),
         services_derived=svc_res is None,
         notes=tuple(notes),
