@@ -1089,12 +1089,7 @@ def load_inventory(
             servers_frame = servers_frame.loc[~as_bad].reset_index(drop=True)
             servers_invalid = {k: v[~as_bad] for k, v in servers_invalid.items()}
     if services_frame is None:
-        services_frame = _derive_services(flows_res.frame)
-        notes.append(
-            f"no services file found next to {flows_file}: derived {len(services_frame)} services "
-            "from flows.resource_server (supports_bearer true, supports_mtls/supports_dpop true "
-            "where a flow uses that binding, other columns at their documented defaults)"
-        )
+        services_frame = _derived_services(flows_res.frame, flows_file, notes)
         services_in = 0
     else:
         services_in = len(raw_services) if raw_services is not None else 0
@@ -1114,57 +1109,29 @@ def load_inventory(
         flows_frame = flows_frame.loc[~flow_bad].reset_index(drop=True)
     else:
         services_frame = services_frame.reset_index(drop=True)
-    typed_flows = _typed(flows_frame, S.FLOWS)
-    if servers_frame is None:
-        typed_servers = derive_authorization_servers(typed_flows)
-        notes.append(_derived_as_note(flows_file, len(typed_servers)))
-    else:
-        typed_servers = _typed(servers_frame.reset_index(drop=True), S.AUTHORIZATION_SERVERS)
-    report = ValidationReport(
-        source=label,
-        services_source=services_file,
+    return _assemble(
+        typed_flows=_typed(flows_frame, S.FLOWS),
         flows_in=n_raw_flows,
-        flows_out=len(flows_frame),
+        flow_defaults=flows_res.defaults,
+        flow_aliases=flows_res.aliases,
+        flow_unknown=flows_res.unknown,
+        dropped_flow_rows=(tuple(flows_res.rows[flow_bad].tolist()) if on_error == "drop" else ()),
+        services_frame=services_frame,
         services_in=services_in,
-        services_out=len(services_frame),
+        svc_res=svc_res,
+        svc_bad=svc_bad,
+        servers_frame=servers_frame,
+        raw_servers=raw_servers,
+        as_res=as_res,
+        as_bad=as_bad,
         problems=problems,
-        dropped_flow_rows=tuple(flows_res.rows[flow_bad].tolist()) if on_error == "drop" else (),
-        dropped_service_rows=(
-            tuple(svc_res.rows[svc_bad].tolist()) if on_error == "drop" and svc_res else ()
-        ),
-        defaults=tuple(
-            flows_res.defaults
-            + (svc_res.defaults if svc_res else [])
-            + (as_res.defaults if as_res else [])
-        ),
-        aliases=tuple(
-            flows_res.aliases
-            + (svc_res.aliases if svc_res else [])
-            + (as_res.aliases if as_res else [])
-        ),
-        unknown_columns=tuple(
-            flows_res.unknown
-            + (svc_res.unknown if svc_res else [])
-            + (as_res.unknown if as_res else [])
-        ),
-        services_derived=svc_res is None,
-        notes=tuple(notes),
-        authorization_servers_source=servers_file,
-        authorization_servers_in=len(raw_servers) if raw_servers is not None else 0,
-        authorization_servers_out=len(typed_servers),
-        dropped_authorization_server_rows=(
-            tuple(as_res.rows[as_bad].tolist()) if on_error == "drop" and as_res else ()
-        ),
-        authorization_servers_derived=as_res is None,
-    )
-    if errors and on_error == "raise":
-        raise InventoryError(problems, report=report)
-    return Inventory(
-        flows=typed_flows,
-        services=_typed(services_frame.reset_index(drop=True), S.SERVICES),
-        source=label,
-        report=report,
-        authorization_servers=typed_servers,
+        errors=errors,
+        notes=notes,
+        label=label,
+        flows_file=flows_file,
+        services_file=services_file,
+        servers_file=servers_file,
+        on_error=on_error,
     )
 
 
@@ -1478,12 +1445,8 @@ def _load_blocks_once(
             servers_frame = servers_frame.loc[~as_bad].reset_index(drop=True)
             servers_invalid = {k: v[~as_bad] for k, v in servers_invalid.items()}
     if services_frame is None:
-        services_frame = _derive_services(pd.concat(derived_pairs, ignore_index=True))
-        notes.append(
-            f"no services file found next to {flows_file}: derived {len(services_frame)} services "
-            "from flows.resource_server (supports_bearer true, supports_mtls/supports_dpop true "
-            "where a flow uses that binding, other columns at their documented defaults)"
-        )
+        pairs = pd.concat(derived_pairs, ignore_index=True)
+        services_frame = _derived_services(pairs, flows_file, notes)
         services_in = 0
     else:
         services_in = len(raw_services) if raw_services is not None else 0
@@ -1507,38 +1470,104 @@ def _load_blocks_once(
         services_frame = services_frame.reset_index(drop=True)
     typed_flows = sink.finish(drop=on_error == "drop")
     sink.fixed.clear()
+    order = {name: i for i, name in enumerate(V.FLOW_DEFAULT_ORDER)}
+    return _assemble(
+        typed_flows=typed_flows,
+        flows_in=n_in,
+        flow_defaults=[
+            ("flows", c, n)
+            for c, n in sorted(defaults.items(), key=lambda kv: order.get(kv[0], len(order)))
+        ],
+        flow_aliases=aliases,
+        flow_unknown=unknown,
+        dropped_flow_rows=dropped,
+        services_frame=services_frame,
+        services_in=services_in,
+        svc_res=svc_res,
+        svc_bad=svc_bad,
+        servers_frame=servers_frame,
+        raw_servers=raw_servers,
+        as_res=as_res,
+        as_bad=as_bad,
+        problems=problems,
+        errors=errors,
+        notes=notes,
+        label=label,
+        flows_file=flows_file,
+        services_file=services_file,
+        servers_file=servers_file,
+        on_error=on_error,
+    )
+
+
+def _derived_services(pairs: pd.DataFrame, flows_file: str, notes: list[str]) -> pd.DataFrame:
+    """Services derived from the flows' (resource_server, binding) pairs, noted as derived."""
+    services = _derive_services(pairs)
+    notes.append(
+        f"no services file found next to {flows_file}: derived {len(services)} services "
+        "from flows.resource_server (supports_bearer true, supports_mtls/supports_dpop true "
+        "where a flow uses that binding, other columns at their documented defaults)"
+    )
+    return services
+
+
+def _assemble(
+    *,
+    typed_flows: pd.DataFrame,
+    flows_in: int,
+    flow_defaults: Sequence[tuple[str, str, int]],
+    flow_aliases: Sequence[Any],
+    flow_unknown: Sequence[Any],
+    dropped_flow_rows: tuple[int, ...],
+    services_frame: pd.DataFrame,
+    services_in: int,
+    svc_res: V.TableResult | None,
+    svc_bad: npt.NDArray[np.bool_],
+    servers_frame: pd.DataFrame | None,
+    raw_servers: pd.DataFrame | None,
+    as_res: V.TableResult | None,
+    as_bad: npt.NDArray[np.bool_],
+    problems: tuple[Problem, ...],
+    errors: Sequence[Problem],
+    notes: list[str],
+    label: str,
+    flows_file: str,
+    services_file: str,
+    servers_file: str,
+    on_error: OnError,
+) -> Inventory:
+    """The report and the :class:`Inventory` from the validated tables: one place for both the
+    whole-file and the block-by-block loader, so their results cannot drift apart."""
     if servers_frame is None:
         typed_servers = derive_authorization_servers(typed_flows)
         notes.append(_derived_as_note(flows_file, len(typed_servers)))
     else:
         typed_servers = _typed(servers_frame.reset_index(drop=True), S.AUTHORIZATION_SERVERS)
-    order = {name: i for i, name in enumerate(V.FLOW_DEFAULT_ORDER)}
-    flow_defaults = [
-        ("flows", c, n)
-        for c, n in sorted(defaults.items(), key=lambda kv: order.get(kv[0], len(order)))
-    ]
+    drop = on_error == "drop"
     report = ValidationReport(
         source=label,
         services_source=services_file,
-        flows_in=n_in,
+        flows_in=flows_in,
         flows_out=len(typed_flows),
         services_in=services_in,
         services_out=len(services_frame),
         problems=problems,
-        dropped_flow_rows=dropped,
-        dropped_service_rows=(
-            tuple(svc_res.rows[svc_bad].tolist()) if on_error == "drop" and svc_res else ()
-        ),
+        dropped_flow_rows=dropped_flow_rows,
+        dropped_service_rows=tuple(svc_res.rows[svc_bad].tolist()) if drop and svc_res else (),
         defaults=tuple(
-            flow_defaults
+            [*flow_defaults]
             + (svc_res.defaults if svc_res else [])
             + (as_res.defaults if as_res else [])
         ),
         aliases=tuple(
-            aliases + (svc_res.aliases if svc_res else []) + (as_res.aliases if as_res else [])
+            [*flow_aliases]
+            + (svc_res.aliases if svc_res else [])
+            + (as_res.aliases if as_res else [])
         ),
         unknown_columns=tuple(
-            unknown + (svc_res.unknown if svc_res else []) + (as_res.unknown if as_res else [])
+            [*flow_unknown]
+            + (svc_res.unknown if svc_res else [])
+            + (as_res.unknown if as_res else [])
         ),
         services_derived=svc_res is None,
         notes=tuple(notes),
@@ -1546,7 +1575,7 @@ def _load_blocks_once(
         authorization_servers_in=len(raw_servers) if raw_servers is not None else 0,
         authorization_servers_out=len(typed_servers),
         dropped_authorization_server_rows=(
-            tuple(as_res.rows[as_bad].tolist()) if on_error == "drop" and as_res else ()
+            tuple(as_res.rows[as_bad].tolist()) if drop and as_res else ()
         ),
         authorization_servers_derived=as_res is None,
     )
