@@ -32,14 +32,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class RedisExited(RuntimeError):
+    """redis-server exited at start (its port was taken meanwhile, or bad settings)."""
+
+
 @dataclass
 class RedisServer:
-    """A redis-server of our own on 127.0.0.1, in tmp_path, without persistence."""
+    """A redis-server of our own on 127.0.0.1, in tmp_path, without persistence; ``extra``
+    command-line settings are appended (eviction policy, maxmemory, cluster mode...)."""
 
     binary: str
     directory: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    extra: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -65,6 +71,7 @@ class RedisServer:
                 "yes",
                 "--loglevel",
                 "warning",
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -72,7 +79,8 @@ class RedisServer:
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+                code, self.process = self.process.returncode, None
+                raise RedisExited(f"redis-server exited with {code} (settings {self.extra!r})")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
                     conn.sendall(b"PING\r\n")
