@@ -10,7 +10,8 @@ from typing import Any
 
 from tokenlib.bearer import Issuer
 from tokenlib.dpop import create_proof
-from tokenlib.integrations.asgi import DPoPMiddleware, _on_asyncio
+from tokenlib.integrations._verify import _on_asyncio
+from tokenlib.integrations.asgi import DPoPMiddleware
 from tokenlib.jwk import generate_key, jwk_thumbprint
 from tokenlib.server import ResourceServer
 

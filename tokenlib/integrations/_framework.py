@@ -32,16 +32,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import quote
 
-import anyio
-import anyio.to_thread
 from cryptography import x509
 
-from tokenlib.errors import InvalidRequest, ReplayStateUnavailable, TokenError
+from tokenlib.errors import InvalidRequest, TokenError
 from tokenlib.integrations import certs
 from tokenlib.integrations._trust import TrustedProxies
+from tokenlib.integrations._verify import verify_mode, verify_on_loop
 from tokenlib.metadata import challenge_headers
 from tokenlib.mtls import load_certificate
-from tokenlib.replay import MemoryReplayCache, is_async_replay_cache
 from tokenlib.server import Grant, ResourceServer
 
 __all__ = ["Guard", "log_safe", "wsgi_headers", "wsgi_path", "wsgi_peer"]
@@ -282,24 +280,15 @@ class Guard:
         I/O, cheaper than a thread hop); with any other (blocking) store, a worker thread."""
         kwargs = self._arguments(headers, cert, thumbprint, required_scopes)
         rs = self.resource_server
-        store = rs.replay_cache
-        if is_async_replay_cache(store):
-            try:
-                with anyio.fail_after(self.replay_timeout):
-                    return await rs.averify(method, url, headers, **kwargs)
-            except TimeoutError:
-                raise ReplayStateUnavailable(
-                    "DPoP replay state did not answer in time; the request is refused "
-                    "rather than accepted without replay protection",
-                    details={
-                        "check": "replay_state",
-                        "timeout": self.replay_timeout,
-                        "rfc": "RFC 9449 §11.1",
-                    },
-                ) from None
-        if isinstance(store, MemoryReplayCache):
-            return rs.verify(method, url, headers, **kwargs)
-        return await anyio.to_thread.run_sync(lambda: rs.verify(method, url, headers, **kwargs))
+        return await verify_on_loop(
+            rs,
+            method,
+            url,
+            headers,
+            mode=verify_mode(rs),
+            replay_timeout=self.replay_timeout,
+            **kwargs,
+        )
 
     # ---------------------------------------------------------------------- responses
 

@@ -74,9 +74,7 @@ granian need nothing (neither rewrites the peer by default) — do not wrap the 
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
-import inspect
 import json
 import logging
 import re
@@ -88,19 +86,16 @@ from types import FrameType
 from typing import Any, Final, Literal
 from urllib.parse import quote, urlsplit
 
-import anyio
-import anyio.to_thread
 from cryptography import x509
 
 from tokenlib.errors import (
     InsufficientScope,
     InvalidRequest,
-    ReplayStateUnavailable,
     TokenError,
 )
 from tokenlib.integrations._trust import TrustedProxies
+from tokenlib.integrations._verify import VerifyMode, verify_mode, verify_on_loop
 from tokenlib.mtls import load_certificate, parse_client_cert_header
-from tokenlib.replay import MemoryReplayCache
 from tokenlib.server import Grant, ResourceServer
 
 __all__ = [
@@ -612,18 +607,9 @@ class DPoPMiddleware:
                 return rule.scopes
         return frozenset() if self.unmatched == "allow" else None
 
-    def _mode(self) -> Literal["inline", "thread", "async"]:
-        """``async``: ``averify`` awaiting an async replay store (bounded by
-        ``replay_timeout``); ``inline``: no I/O, cheaper than a thread hop; ``thread``:
-        a blocking replay store must not stall the event loop."""
-        store = self.resource_server.replay_cache
-        if _is_async_store(store):
-            return "async"
-        if self.verify_in_thread is True:
-            return "thread"
-        if self.verify_in_thread is False or isinstance(store, MemoryReplayCache):
-            return "inline"
-        return "thread"
+    def _mode(self) -> VerifyMode:
+        """See :mod:`tokenlib.integrations._verify` (``verify_in_thread`` forces a mode)."""
+        return verify_mode(self.resource_server, in_thread=self.verify_in_thread)
 
     async def _verify(self, scope: Scope, method: str, required: frozenset[str]) -> Grant:
         trusted = self._peer_trusted(scope)
@@ -637,38 +623,15 @@ class DPoPMiddleware:
         }
         if thumbprint is not None:
             options["client_cert_thumbprint"] = thumbprint
-        rs = self.resource_server
-        mode = self._mode()
-        if mode == "thread" and not any(
-            k.lower() == "authorization" and v[:5].lower() == "dpop " for k, v in headers
-        ):
-            mode = "inline"  # only a DPoP proof reaches the (blocking) replay store
-        if mode == "async":
-            try:
-                if _on_asyncio():
-                    # asyncio's own timeout: ~4 µs per request less than anyio.fail_after
-                    # (measured 3.4-4.4 vs 7.2-8.0 µs per enter/exit on this box).
-                    async with asyncio.timeout(self.replay_timeout):
-                        grant = await rs.averify(method, url, headers, **options)
-                else:  # trio (or another anyio backend)
-                    with anyio.fail_after(self.replay_timeout):
-                        grant = await rs.averify(method, url, headers, **options)
-            except TimeoutError:
-                raise ReplayStateUnavailable(
-                    "DPoP replay state did not answer in time; the request is refused "
-                    "rather than accepted without replay protection",
-                    details={
-                        "check": "replay_state",
-                        "timeout": self.replay_timeout,
-                        "rfc": "RFC 9449 §11.1",
-                    },
-                ) from None
-            return grant
-        if mode == "thread":
-            return await anyio.to_thread.run_sync(
-                lambda: rs.verify(method, url, headers, **options)
-            )
-        return rs.verify(method, url, headers, **options)
+        return await verify_on_loop(
+            self.resource_server,
+            method,
+            url,
+            headers,
+            mode=self._mode(),
+            replay_timeout=self.replay_timeout,
+            **options,
+        )
 
     # ---------------------------------------------------------------------- responses
 
@@ -831,14 +794,6 @@ TokenAuthMiddleware = DPoPMiddleware
 _transport_mismatch = peer_rewritten  # the name the FastAPI integration looked up first
 
 
-def _on_asyncio() -> bool:
-    """Whether this request runs on an asyncio event loop (not trio)."""
-    try:
-        return asyncio.current_task() is not None
-    except RuntimeError:  # no running asyncio loop
-        return False
-
-
 def _forwarded_pairs(element: str) -> dict[str, str]:
     """RFC 7239 §4 ``forwarded-element``: ``;``-separated ``name=value`` pairs, values
     optionally quoted. Unknown or malformed pairs are dropped."""
@@ -852,11 +807,6 @@ def _forwarded_pairs(element: str) -> dict[str, str]:
             value = value[1:-1].replace('\\"', '"')
         out.setdefault(name.strip().lower(), value)
     return out
-
-
-def _is_async_store(store: object) -> bool:
-    method = getattr(store, "check_and_store", None)
-    return method is not None and inspect.iscoroutinefunction(method)
 
 
 def _source_headers(source: str, header: str | None) -> frozenset[str]:
