@@ -350,9 +350,10 @@ def inspect_inventory(source: str) -> tuple[str, Provenance]:
             notes.append("resource servers derived from the flows (no services file)")
         if rep is not None and rep.authorization_servers_derived:
             notes.append("authorization servers derived from the flows")
-        summary = _provenance_summary(inv, path)
-        if summary is not None and summary.synthetic:
-            return str(path.resolve()), _generated(inv, path, summary, n_servers)
+        found = _provenance_summary(inv, path)
+        summary = found[0] if found is not None else None
+        if found is not None and found[0].synthetic:
+            return str(path.resolve()), _generated(inv, path, found[0], found[1], n_servers)
         prov = Provenance(
             kind="imported",
             name=path.name,
@@ -375,24 +376,21 @@ def inspect_inventory(source: str) -> tuple[str, Provenance]:
     return source, prov
 
 
-def _provenance_summary(inv: Any, path: Path) -> Any:
-    """The inventory's provenance table summarised, when one sits beside the flows file."""
+def _provenance_summary(inv: Any, path: Path) -> tuple[Any, str] | None:
+    """The provenance table beside the flows file, if any, read once: its summary and the
+    detail of its first row (a generator's ``generated:<profile>:...:seed=<n>``)."""
     from tokenlib.analysis import provenance
 
     found = provenance.find_provenance(path)
     if found is None:
         return None
-    return provenance.summarise_provenance(inv, found)
+    table = provenance.load_provenance(found)
+    detail = str(table["detail"].iloc[0]) if len(table) else ""
+    return provenance.summarise_provenance(inv, table), detail
 
 
-def _generated(inv: Any, path: Path, summary: Any, n_servers: int) -> Provenance:
+def _generated(inv: Any, path: Path, summary: Any, detail: str, n_servers: int) -> Provenance:
     """A user's file that ``tokenlib inventory generate`` wrote: synthetic, and said so."""
-    detail = ""
-    with contextlib.suppress(Exception):
-        from tokenlib.analysis import provenance
-
-        table = provenance.load_provenance(provenance.find_provenance(path) or path)
-        detail = str(table["detail"].iloc[0]) if len(table) else ""
     fields = dict(part.split("=", 1) for part in detail.split(":") if "=" in part)
     profile = detail.split(":")[1] if detail.startswith("generated:") else None
     return Provenance(
