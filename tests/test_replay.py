@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenlib.dpop import create_proof, verify_proof
+from tokenlib.dpop import DPoPPolicy, create_proof, verify_proof
 from tokenlib.errors import ReplayDetected, ReplayQuotaExceeded, ReplayStateUnavailable
 from tokenlib.jwk import PrivateKey
 from tokenlib.replay import (
@@ -21,6 +21,7 @@ from tokenlib.replay import (
     MemoryReplayCache,
     NoReplayCheck,
     ReplayCache,
+    check_acceptance_window,
     is_async_replay_cache,
 )
 
@@ -396,3 +397,67 @@ def test_owner_whose_entries_all_expired_is_counted_again_from_its_next_entry() 
     assert cache.owner_count("o", now=NOW + 6) == 1
     with pytest.raises(ReplayQuotaExceeded):
         cache.check_and_store("k3", expires_at=NOW + 50, now=NOW + 6, owner="o")
+
+
+class _WindowedStore:
+    """A shared store that declares how long it refuses pre-loss proofs after a loss."""
+
+    def __init__(self, acceptance_window: float) -> None:
+        self.acceptance_window = acceptance_window
+        self.seen: set[str] = set()
+
+    def check_and_store(self, key: str, *, expires_at: float, now: float, owner: str) -> bool:
+        fresh = key not in self.seen
+        self.seen.add(key)
+        return fresh
+
+
+@pytest.mark.parametrize(
+    ("policy", "window", "refused"),
+    [
+        (DPoPPolicy.rfc(), 420, False),
+        (DPoPPolicy.rfc(), 419, True),
+        (DPoPPolicy.fapi2(), 80, False),
+        (DPoPPolicy.fapi2(), 420, False),  # longer than needed is only more careful
+        (DPoPPolicy.lenient(), 420, True),  # 600 + 2 × 300 = 1200 s
+        (DPoPPolicy(iat_past=300, iat_future=300), 420, True),  # the MCP preset: 900 s
+        (DPoPPolicy(iat_past=300, iat_future=300), 900, False),
+        (DPoPPolicy(iat_past_with_nonce=3600), 420, True),  # 3600 + 120 s
+        (DPoPPolicy(iat_past_with_nonce=3600), 3720.0, False),
+    ],
+)
+def test_a_store_must_cover_the_policys_acceptance_window(
+    policy: DPoPPolicy, window: float, refused: bool
+) -> None:
+    """RFC 9449 §11.1: a store that forgets its state must refuse pre-loss proofs for as
+    long as the policy accepts a proof, or a proof used before the loss is replayable."""
+    store = _WindowedStore(window)
+    if not refused:
+        check_acceptance_window(store, policy.acceptance_window, server="test")
+        return
+    with pytest.raises(ValueError, match=r"acceptance_window=.* accepts a proof for") as info:
+        check_acceptance_window(store, policy.acceptance_window, server="ResourceServer")
+    assert str(info.value).startswith("ResourceServer: ")
+    assert f"for {policy.acceptance_window} s" in str(info.value)
+
+
+@pytest.mark.parametrize("store", [MemoryReplayCache(), _AsyncCache(), object()])
+def test_stores_without_a_declared_window_pass(store: object) -> None:
+    check_acceptance_window(store, DPoPPolicy.lenient().acceptance_window, server="test")
+
+
+def test_verify_proof_refuses_a_store_shorter_than_its_policy(es256_key: PrivateKey) -> None:
+    lenient = DPoPPolicy.lenient()
+    proof = create_proof(es256_key, "GET", "https://rs.example/a")
+    with pytest.raises(ValueError, match="verify_proof: the replay store"):
+        verify_proof(
+            proof,
+            htm="GET",
+            htu="https://rs.example/a",
+            replay_cache=_WindowedStore(420),
+            policy=lenient,
+        )
+    store = _WindowedStore(lenient.acceptance_window)
+    assert verify_proof(
+        proof, htm="GET", htu="https://rs.example/a", replay_cache=store, policy=lenient
+    ).jti

@@ -587,6 +587,30 @@ def test_bad_configuration(jwks: JWKSet, kwargs: dict[str, Any]) -> None:
         ResourceServer(issuer=ISSUER, audience=AUDIENCE, jwks=jwks, **kwargs)
 
 
+class _LossyStore(MemoryReplayCache):
+    """A shared store that can lose its state: it declares its ``acceptance_window``."""
+
+    def __init__(self, acceptance_window: int) -> None:
+        super().__init__()
+        self.acceptance_window = acceptance_window
+
+
+def test_a_store_shorter_than_the_policy_window_is_refused_at_construction(
+    jwks: JWKSet,
+) -> None:
+    """RFC 9449 §11.1: with ±5 min (900 s) a store guarding 420 s after a state loss lets a
+    pre-loss proof be replayed from 420 s on; refused before any request is served."""
+    wide = DPoPPolicy(iat_past=300, iat_future=300)
+    with pytest.raises(ValueError, match=r"ResourceServer: .*acceptance_window=420 s"):
+        ResourceServer(
+            issuer=ISSUER, audience=AUDIENCE, jwks=jwks, policy=wide, replay_cache=_LossyStore(420)
+        )
+    rs = ResourceServer(
+        issuer=ISSUER, audience=AUDIENCE, jwks=jwks, policy=wide, replay_cache=_LossyStore(900)
+    )
+    assert rs.policy.acceptance_window == 900
+
+
 # ------------------------------------------------------------- public base URL
 
 

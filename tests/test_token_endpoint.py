@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tokenlib.bearer import Issuer, verify_access_token
-from tokenlib.dpop import create_proof
+from tokenlib.dpop import DPoPPolicy, create_proof
 from tokenlib.errors import (
     InvalidDPoPProof,
     InvalidRequest,
@@ -460,3 +460,14 @@ def test_flood_against_the_default_token_endpoint_store(key: PrivateKey) -> None
     assert info.value.status_code == 429
     for _ in range(5):
         assert endpoint.verify(proof_headers(key), client_id="alice", now=NOW).jkt
+
+
+def test_a_store_shorter_than_the_policy_window_is_refused_at_construction() -> None:
+    """RFC 9449 §11.1: the token endpoint's store must guard the lenient policy's 1200 s."""
+
+    class LossyStore(MemoryReplayCache):
+        acceptance_window = 420
+
+    with pytest.raises(ValueError, match=r"TokenEndpoint: .*accepts a proof for 1200 s"):
+        TokenEndpoint(TOKEN_URL, replay_cache=LossyStore(), policy=DPoPPolicy.lenient())
+    assert TokenEndpoint(TOKEN_URL, replay_cache=LossyStore(), policy=DPoPPolicy.rfc())

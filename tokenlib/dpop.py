@@ -50,6 +50,7 @@ from tokenlib.replay import (
     NO_REPLAY_CHECK,
     NoReplayCheck,
     ReplayCache,
+    check_acceptance_window,
 )
 
 __all__ = [
@@ -165,6 +166,20 @@ class DPoPPolicy:
     def window(self) -> int:
         """Seconds a proof stays acceptable, clock skew included (replay-cache TTL)."""
         return self.iat_past + self.iat_future
+
+    @property
+    def acceptance_window(self) -> int:
+        """Seconds from the earliest moment a proof can be accepted (``iat - iat_future``)
+        to when its replay entry may be forgotten (``iat`` + the longer of ``iat_past`` and
+        ``iat_past_with_nonce`` + ``iat_future``): 420 s for :meth:`rfc`.
+
+        A shared replay store that can lose its state (Redis restarted empty) must refuse
+        every proof whose acceptance began before the loss for at least this long (RFC 9449
+        §11.1): :class:`~tokenlib.server.ResourceServer` and
+        :class:`~tokenlib.token_endpoint.TokenEndpoint` check a store's declared
+        ``acceptance_window`` against it (:func:`tokenlib.replay.check_acceptance_window`).
+        """
+        return max(self.iat_past, self.iat_past_with_nonce or 0) + 2 * self.iat_future
 
 
 _DEFAULT_POLICY: Final = DPoPPolicy()
@@ -396,6 +411,12 @@ def verify_proof(
         raise TypeError(
             "replay_cache=None is ambiguous: pass a ReplayCache, or "
             "tokenlib.replay.NO_REPLAY_CHECK to skip the replay check on purpose"
+        )
+    if getattr(replay_cache, "acceptance_window", None) is not None:
+        check_acceptance_window(
+            replay_cache,
+            (_DEFAULT_POLICY if policy is None else policy).acceptance_window,
+            server="verify_proof",
         )
     server_time = resolve_now(now)
     result = check_proof(

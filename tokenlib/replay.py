@@ -35,6 +35,7 @@ __all__ = [
     "MemoryReplayCache",
     "NoReplayCheck",
     "ReplayCache",
+    "check_acceptance_window",
     "is_async_replay_cache",
 ]
 
@@ -262,3 +263,28 @@ class MemoryReplayCache:
             self._expiry.clear()
             self._heap.clear()
             self._owners.clear()
+
+
+def check_acceptance_window(store: object, needed: int, *, server: str) -> None:
+    """Refuse, at construction, a store whose state-loss protection is shorter than the
+    verifying policy's acceptance window (:attr:`tokenlib.dpop.DPoPPolicy.acceptance_window`).
+
+    A store that can lose its entries (:class:`tokenlib.integrations.redis.RedisReplayCache`
+    after a restart without persistence) declares ``acceptance_window``: for that long
+    after a loss it refuses every proof whose acceptance began before the loss. If the
+    policy accepts proofs for longer (the MCP preset's ±5 min: 900 s; the store's default
+    is the RFC policy's 420 s), a proof recorded before the loss becomes replayable once
+    the store stops refusing but the policy still accepts it (RFC 9449 §11.1). Stores
+    without the attribute (the memory store: its state goes with the process) pass.
+    """
+    declared = getattr(store, "acceptance_window", None)
+    if declared is None or isinstance(declared, bool) or not isinstance(declared, int | float):
+        return
+    if declared < needed:
+        raise ValueError(
+            f"{server}: the replay store refuses pre-loss proofs for acceptance_window="
+            f"{declared:g} s after losing its state, but this server's DPoPPolicy accepts "
+            f"a proof for {needed} s (iat_past, iat_past_with_nonce and twice iat_future): "
+            "a proof recorded before a loss could be replayed after it. Create the store "
+            "with acceptance_window=policy.acceptance_window (RFC 9449 §11.1)"
+        )

@@ -76,6 +76,7 @@ from tokenlib.replay import (
     MemoryReplayCache,
     NoReplayCheck,
     ReplayCache,
+    check_acceptance_window,
     is_async_replay_cache,
 )
 
@@ -193,6 +194,9 @@ class ResourceServer:
         if not isinstance(self.replay_cache, ReplayCache | AsyncReplayCache):
             raise TypeError("replay_cache must have a check_and_store method (ReplayCache)")
         self._async_replay = is_async_replay_cache(self.replay_cache)
+        check_acceptance_window(
+            self.replay_cache, self.policy.acceptance_window, server="ResourceServer"
+        )
         if require_nonce and nonce_manager is None:
             nonce_manager = NonceManager.with_random_secret()
         self.require_nonce = require_nonce

@@ -49,6 +49,7 @@ from tokenlib.replay import (
     MemoryReplayCache,
     NoReplayCheck,
     ReplayCache,
+    check_acceptance_window,
     is_async_replay_cache,
 )
 
@@ -133,6 +134,9 @@ class TokenEndpoint:
             else replay_cache
         )
         self.policy = DPoPPolicy() if policy is None else policy
+        check_acceptance_window(
+            self.replay_cache, self.policy.acceptance_window, server="TokenEndpoint"
+        )
         if require_nonce and nonce_manager is None:
             nonce_manager = NonceManager.with_random_secret()
         self.require_nonce = require_nonce

@@ -10,6 +10,7 @@ before the loss is refused with 503 for one window; fresh proofs pass again afte
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import redis
 
 from tests.integrations._redis_servers import ConfiguredRedis
 from tests.lab.conftest import REDIS_SERVER
-from tokenlib.dpop import DPoPPolicy, create_proof, verify_proof
+from tokenlib.dpop import DPoPPolicy, DPoPProof, check_proof, create_proof, replay_key, verify_proof
 from tokenlib.errors import ReplayDetected, ReplayStateUnavailable
 from tokenlib.integrations._redis_scripts import acceptance_window_for
 from tokenlib.integrations.redis import (
@@ -26,6 +27,7 @@ from tokenlib.integrations.redis import (
     RedisReplayCache,
 )
 from tokenlib.jwk import PrivateKey, generate_key
+from tokenlib.server import ResourceServer
 
 pytestmark = pytest.mark.redis
 
@@ -209,3 +211,51 @@ def test_the_window_follows_the_verifying_policy(server: ConfiguredRedis) -> Non
         with pytest.raises(ReplayStateUnavailable):
             verify(NOW + fapi.iat_future - 1)
         assert verify(NOW + fapi.iat_future)
+
+
+def test_a_window_shorter_than_the_policy_would_reopen_replays(server: ConfiguredRedis) -> None:
+    """Why a ResourceServer refuses a store whose ``acceptance_window`` is shorter than its
+    policy's: under ±5 min ``iat`` (the MCP preset, 900 s) a store guarding the RFC
+    policy's 420 s accepts, 150 s after a restart, a proof recorded before it; a store
+    sized from the policy refuses it (RFC 9449 §11.1)."""
+    wide = DPoPPolicy(iat_past=300, iat_future=300)
+    old, other = generate_key("ES256"), generate_key("ES256")
+    url_other = URL + "?other"
+    outcomes = {}
+    for window in (DEFAULT_ACCEPTANCE_WINDOW, wide.acceptance_window):
+        proof = create_proof(old, "GET", URL, now=NOW - 100)
+        with RedisReplayCache.from_url(server.url, acceptance_window=window) as cache:
+            assert cache.initialize() is True
+            checked = check_proof(proof, htm="GET", htu=URL, now=NOW, policy=wide)
+
+            def record(result: DPoPProof, at: float, store: RedisReplayCache = cache) -> bool:
+                return store.check_and_store(
+                    replay_key(result.jkt, result.jti),
+                    expires_at=result.replay_expires_at,
+                    now=at,
+                    owner=result.jkt,
+                )
+
+            assert record(checked, NOW) is True
+            server.restart_empty()
+            # Other traffic notices the loss first (the short store even lets this fresh
+            # proof through at once; the policy-sized one holds it back 300 s).
+            fresh = create_proof(other, "GET", url_other, now=NOW + 1)
+            fresh_checked = check_proof(fresh, htm="GET", htu=url_other, now=NOW + 1, policy=wide)
+            with contextlib.suppress(ReplayStateUnavailable):
+                record(fresh_checked, NOW + 1)
+            replayed = check_proof(proof, htm="GET", htu=URL, now=NOW + 150, policy=wide)
+            try:
+                outcomes[window] = "accepted" if record(replayed, NOW + 150) else "replay"
+            except ReplayStateUnavailable:
+                outcomes[window] = "refused"
+        server.restart_empty()
+    assert outcomes == {DEFAULT_ACCEPTANCE_WINDOW: "accepted", 900: "refused"}
+    with pytest.raises(ValueError, match="acceptance_window=420 s"):
+        ResourceServer(
+            issuer="https://as.lab.invalid",
+            audience="https://api.lab.invalid",
+            jwks={"keys": []},
+            policy=wide,
+            replay_cache=RedisReplayCache.from_url(server.url),
+        )

@@ -123,16 +123,10 @@ class UnsafeRedisSettings(ReplayStateUnavailable):
 
 
 def acceptance_window_for(policy: DPoPPolicy) -> int:
-    """Seconds from the earliest moment a proof can be accepted to its replay entry's
-    ``expires_at`` under ``policy`` (RFC 9449 §11.1).
-
-    :func:`tokenlib.dpop.verify_proof` keeps an entry until ``iat + iat_past +
-    iat_future`` (``iat_past_with_nonce`` instead of ``iat_past`` when that is longer),
-    and a server accepts the proof from ``iat - iat_future`` on, so the span is
-    ``iat_past + 2 × iat_future``: 420 s for :meth:`DPoPPolicy.rfc`.
-    """
-    past = max(policy.iat_past, policy.iat_past_with_nonce or 0)
-    return past + 2 * policy.iat_future
+    """:attr:`DPoPPolicy.acceptance_window <tokenlib.dpop.DPoPPolicy.acceptance_window>`:
+    seconds from the earliest moment a proof can be accepted (``iat - iat_future``) to its
+    replay entry's ``expires_at`` (RFC 9449 §11.1); 420 s for :meth:`DPoPPolicy.rfc`."""
+    return policy.acceptance_window
 
 
 def bucket_of(text: str) -> str:

@@ -268,6 +268,10 @@ def mcp_protection(
     ``public_base_url`` (default: the origin of ``resource``) plus the request path.
     ``authorization_servers`` (default ``[issuer]``) and ``scopes_supported`` go into the
     RFC 9728 document, with the DPoP members derived from the server.
+
+    A shared Redis store must guard the preset's 900 s acceptance window:
+    ``AsyncRedisReplayCache.from_url(url, acceptance_window=MCP_DPOP_POLICY.acceptance_window)``
+    (a store with the default 420 s is refused with a ``ValueError``, RFC 9449 §11.1).
     """
     parts = urlsplit(resource)
     base = public_base_url or f"{parts.scheme}://{parts.netloc}"
