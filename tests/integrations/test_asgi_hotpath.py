@@ -13,6 +13,7 @@ from tokenlib.dpop import create_proof
 from tokenlib.integrations._verify import _on_asyncio
 from tokenlib.integrations.asgi import DPoPMiddleware
 from tokenlib.jwk import generate_key, jwk_thumbprint
+from tokenlib.replay import MemoryReplayCache
 from tokenlib.server import ResourceServer
 
 AS = "https://as.hotpath.invalid"
@@ -111,3 +112,24 @@ def test_a_fast_async_store_is_awaited_inside_the_bound() -> None:
     status, body = asyncio.run(_call(app, _dpop_headers()))
     assert (status, body) == (200, b"ok")
     assert store.calls == 1
+
+
+def test_the_verify_mode_is_worked_out_once_and_follows_a_new_server_or_setting() -> None:
+    """The mode is memoised per (server, store, ``verify_in_thread``) and recomputed when
+    any of them is replaced, so a swapped store is never verified in the wrong mode."""
+    mw = _middleware(_Store(0.0))
+    assert mw._mode() == "async"
+    assert mw._mode_memo is not None
+    memo = mw._mode_memo
+    assert mw._mode() == "async"
+    assert mw._mode_memo is memo  # reused
+    mw.resource_server = ResourceServer(
+        issuer=AS, audience=AUD, jwks=ISSUER.jwks(), replay_cache=MemoryReplayCache()
+    )
+    assert mw._mode() == "inline"
+    mw.verify_in_thread = True
+    assert mw._mode() == "thread"
+    mw.resource_server.replay_cache = _Store(0.0)
+    assert mw._mode() == "async"
+    status, _ = asyncio.run(_call(mw, _dpop_headers()))
+    assert status == 200  # verified through averify, the async store awaited

@@ -469,6 +469,7 @@ class DPoPMiddleware:
         self.public_paths = tuple(public_paths)
         self.cors_origins = frozenset(cors_origins)
         self.verify_in_thread = verify_in_thread
+        self._mode_memo: tuple[tuple[object, object, bool | None], VerifyMode] | None = None
         self.forwarded: Forwarded = forwarded
         self.replay_timeout = float(replay_timeout)
         self.client_cert_source = client_cert_source
@@ -608,8 +609,16 @@ class DPoPMiddleware:
         return frozenset() if self.unmatched == "allow" else None
 
     def _mode(self) -> VerifyMode:
-        """See :mod:`tokenlib.integrations._verify` (``verify_in_thread`` forces a mode)."""
-        return verify_mode(self.resource_server, in_thread=self.verify_in_thread)
+        """See :mod:`tokenlib.integrations._verify` (``verify_in_thread`` forces a mode).
+
+        Worked out once per (server, store, setting): the store's coroutine check is ~2 µs
+        a request otherwise (py-spy, ``benchmarks/bench_asgi.py`` bearer row)."""
+        rs = self.resource_server
+        facts = (rs, rs.replay_cache, self.verify_in_thread)
+        memo = self._mode_memo
+        if memo is None or any(a is not b for a, b in zip(memo[0], facts, strict=True)):
+            memo = self._mode_memo = (facts, verify_mode(rs, in_thread=self.verify_in_thread))
+        return memo[1]
 
     async def _verify(self, scope: Scope, method: str, required: frozenset[str]) -> Grant:
         trusted = self._peer_trusted(scope)
