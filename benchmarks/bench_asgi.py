@@ -243,6 +243,16 @@ def _server(port: int, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]
         _stop(proc)
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``; else None)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _request(path: str, headers: dict[str, str], port: int) -> bytes:
     lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
@@ -441,7 +451,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         with RedisReplayCache.from_url(redis_url) as setup:
             setup.initialize()
         env = {"BENCH_JWKS": json.dumps(jwks), "BENCH_BASE": base, "BENCH_REDIS": redis_url}
-        with _server(port, env):
+        with _server(port, env) as server_proc:
             status = asyncio.run(_status(port))
             unavailable: dict[str, str] = status["unavailable"]
             rows = [row for row in ROWS if row not in unavailable]
@@ -451,9 +461,15 @@ def run(quick: bool = False) -> dict[str, Any]:
                 _, _, statuses = asyncio.run(_load(port, requests_for(row, warm)))
                 if statuses != {200: warm}:
                     raise RuntimeError(f"row {row} warm-up answered {statuses}")
+            cpu: dict[str, list[float]] = {row: [0.0, 0.0] for row in rows}  # seconds, requests
             for index in range(rounds):  # interleaved: a noisy neighbour hits every row
                 for row in rows:
+                    before = _cpu_seconds(server_proc.pid)
                     samples.setdefault(row, []).append(asyncio.run(_load(port, loads[row][index])))
+                    after = _cpu_seconds(server_proc.pid)
+                    if before is not None and after is not None:
+                        cpu[row][0] += after - before
+                        cpu[row][1] += len(loads[row][index])
             # Normal and hung rounds alternate, so load from elsewhere hits both alike.
             normal_runs: list[tuple[float, list[float], dict[int, int]]] = []
             hung_runs: list[dict[str, Any]] = []
@@ -472,8 +488,11 @@ def run(quick: bool = False) -> dict[str, Any]:
             }
     results = {row: _merge(runs) for row, runs in samples.items()}
     bearer_rps = results["bearer"]["requests_per_s"]
-    for values in results.values():
+    for row, values in results.items():
         values["vs_bearer"] = round(values["requests_per_s"] / bearer_rps, 2)
+        seconds, count = cpu[row]
+        values["server_cpu_us_per_request"] = round(seconds / count * 1e6, 1) if count else None
+    in_process = _in_process(issuer, keys, [*tokens, bearer_token], 300 if quick else 1000)
     ratio = round(hung["bearer"]["p50_ms"] / normal["p50_ms"], 2)
     result: dict[str, Any] = {
         "machine": machine_info(),
@@ -492,7 +511,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         ),
         "rows": results,
         "unavailable": unavailable,
-        "in_process": _in_process(issuer, keys, [*tokens, bearer_token], 300 if quick else 1000),
+        "in_process": in_process,
+        "ceiling": _ceiling(results, in_process),
         "targets": {
             "dpop_redis_vs_bearer": {
                 "target": 0.65,
@@ -514,6 +534,36 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     write_result("asgi", result)
     return result
+
+
+def _ceiling(rows: dict[str, Any], in_process: dict[str, float]) -> dict[str, Any]:
+    """What one process could reach at best: the server is CPU-bound (one core), so a row's
+    requests/s is 1 / its server CPU per request. If DPoP added nothing to a bearer request
+    but one ECDSA P-256 verification at its tight-loop cost (no parsing, no claim checks,
+    no replay store, no bigger request), DPoP would run at
+    ``bearer_cpu / (bearer_cpu + ecdsa)`` of bearer's requests/s."""
+    bearer_cpu = rows["bearer"].get("server_cpu_us_per_request")
+    ecdsa = in_process["ecdsa_p256_verify_us"]
+    if not bearer_cpu:
+        return {"note": "no /proc CPU accounting on this platform"}
+    added = {
+        row: round(values["server_cpu_us_per_request"] - bearer_cpu, 1)
+        for row, values in rows.items()
+        if row != "bearer" and values.get("server_cpu_us_per_request")
+    }
+    return {
+        "bearer_server_cpu_us": bearer_cpu,
+        "ecdsa_p256_verify_us": ecdsa,
+        "dpop_vs_bearer_if_only_one_ecdsa_verify_were_added": round(
+            bearer_cpu / (bearer_cpu + ecdsa), 2
+        ),
+        "server_cpu_us_added_over_bearer": added,
+        "explanation": (
+            "the server process is CPU-bound on one core; requests/s ratios follow server "
+            "CPU per request, so DPoP's ratio cannot exceed bearer_cpu / (bearer_cpu + one "
+            "ECDSA P-256 verify) in one process"
+        ),
+    }
 
 
 def _redis_client() -> str:
