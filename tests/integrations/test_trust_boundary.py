@@ -1,4 +1,4 @@
-"""The attacks of issue 12 against REAL uvicorn, hypercorn and granian processes.
+"""The attacks of issue 12 against REAL uvicorn, hypercorn, granian and gunicorn processes.
 
 Each server runs a generated app module (DPoPMiddleware around a tiny ASGI app) in its
 own process on 127.0.0.1, started with the server's DEFAULT settings unless a test says
@@ -151,6 +151,37 @@ async def app(scope, receive, send):
         await main(scope, receive, send)
 
 
+if os.environ["TL_MODE"] == "flask":
+    # WSGI: gunicorn's sync worker; REMOTE_ADDR is the transport peer.
+    from flask import Flask, jsonify, request
+    from tokenlib.integrations.flask import TokenAuth, current_grant
+
+    _flask_log = logging.getLogger("tokenlib.integrations")
+    _flask_log.addHandler(_handler)
+    _flask_log.setLevel(logging.INFO)
+
+    def flask_app(trusted):
+        wsgi = Flask("tl_" + "_".join(trusted).replace(".", "_"))
+        auth = TokenAuth(wsgi, resource_server=rs(), public_base_url="https://api.example",
+                         trusted_proxies=trusted)
+
+        @wsgi.get("/items")
+        @wsgi.get("/control/items")
+        @auth.require()
+        def items():
+            with open(MARKS, "a") as f:
+                f.write("GET " + request.path + "\\n")
+            return jsonify({"binding": current_grant().binding})
+
+        return wsgi
+
+    _main_wsgi = flask_app([os.environ["TL_PROXY"]])
+    _control_wsgi = flask_app(["127.0.0.1"])
+
+    def wsgi_app(environ, start_response):
+        inner = _control_wsgi if environ["PATH_INFO"].startswith("/control/") else _main_wsgi
+        return inner(environ, start_response)
+
 if os.environ.get("TL_WRAP") == "hypercorn-proxy-fix":
     from hypercorn.middleware import ProxyFixMiddleware
 
@@ -185,10 +216,20 @@ class Running:
         return self.output.read_text(errors="replace")
 
 
+GUNICORN_WORKERS = {"gunicorn-asgi": "asgi", "gunicorn-uvicorn": "uvicorn_worker.UvicornWorker"}
+
+
 def command(server: str, port: int, flags: tuple[str, ...]) -> list[str]:
-    """The server's own CLI with nothing but the bind address (and ``flags``)."""
+    """The server's own CLI with nothing but the bind address (and ``flags``); gunicorn
+    also without its control socket (a file under ~/.gunicorn, unrelated to requests)."""
     if server == "uvicorn":
         argv = [str(BIN / "uvicorn"), "tl_app:app", "--host", "127.0.0.1", "--port", str(port)]
+    elif server == "gunicorn-wsgi":  # the default (sync) worker
+        argv = [str(BIN / "gunicorn"), "--no-control-socket", "-b", f"127.0.0.1:{port}"]
+        argv += ["tl_app:wsgi_app"]
+    elif server in GUNICORN_WORKERS:
+        argv = [str(BIN / "gunicorn"), "-k", GUNICORN_WORKERS[server], "--no-control-socket"]
+        argv += ["-b", f"127.0.0.1:{port}", "tl_app:app"]
     elif server == "hypercorn":
         argv = [str(BIN / "hypercorn"), "tl_app:app", "--bind", f"127.0.0.1:{port}"]
     else:
@@ -314,6 +355,18 @@ SERVERS_WITH_DEFAULTS = [
     ),
     pytest.param("hypercorn", (), "trust", id="hypercorn defaults"),
     pytest.param("granian", (), "trust", id="granian defaults"),
+    pytest.param(
+        "gunicorn-asgi",
+        ("--forwarded-allow-ips", ""),
+        "fastapi",
+        id="gunicorn -k asgi --forwarded-allow-ips '', FastAPI",
+    ),
+    pytest.param(
+        "gunicorn-uvicorn",
+        ("--forwarded-allow-ips", ""),
+        "trust",
+        id="gunicorn -k UvicornWorker --forwarded-allow-ips ''",
+    ),
 ]
 
 
@@ -358,6 +411,77 @@ def test_uvicorn_defaults_refuse_to_start(
         httpx.get(f"{running.url}/items", timeout=5)
 
 
+def test_flask_under_gunicorn_defaults_refuses_spoofed_proxy_host_and_scheme(
+    servers: list[Running], tmp_path: Path, pki: LabPKI
+) -> None:
+    """WSGI under gunicorn's defaults: gunicorn sets ``wsgi.url_scheme`` from
+    ``X-Forwarded-Proto`` for loopback peers but never ``REMOTE_ADDR``; the Flask
+    extension takes the peer from ``REMOTE_ADDR`` and ``htu`` from ``public_base_url``
+    only, so none of the three forgeries passes, while a trusted peer is believed."""
+    running = serve(servers, tmp_path, "gunicorn-wsgi", mode="flask")
+    assert running.process.poll() is None, running.stderr()
+    stolen = spoof(f"{running.url}/items", pki)
+    assert stolen.status_code == 401, stolen.text
+    assert stolen.json()["error"] == "invalid_token"
+    assert evil_htu(running.url, "/items").status_code == 401
+    assert scheme_htu(running.url, running.port).status_code == 401
+    assert running.handled() == []
+    assert "untrusted peer 127.0.0.1" in running.logged()
+    # Positive control: the same certificate header from a trusted peer is believed.
+    assert spoof(f"{running.url}/control/items", pki).json()["binding"] == "mtls"
+    assert running.handled() == ["GET /control/items"]
+
+
+@pytest.mark.parametrize("server", ["gunicorn-asgi", "gunicorn-uvicorn"])
+@pytest.mark.parametrize("mode", ["trust", "fastapi"])
+def test_gunicorn_defaults_refuse_to_start(
+    servers: list[Running], tmp_path: Path, server: str, mode: str
+) -> None:
+    """gunicorn trusts loopback peers' forwarded headers by default
+    (``forwarded_allow_ips=127.0.0.1,::1``): with its own ASGI worker a loopback client
+    sets ``scope["scheme"]`` with ``X-Forwarded-Proto``; under ``UvicornWorker`` uvicorn
+    also rewrites ``scope["client"]``. Start-up fails and names gunicorn's flag."""
+    running = serve(servers, tmp_path, server, mode=mode)
+    assert running.process.wait(timeout=30) != 0
+    text = running.stderr()
+    assert "DPoPMiddleware refuses to start" in text
+    assert "gunicorn" in text
+    assert "--forwarded-allow-ips ''" in text
+    if server == "gunicorn-asgi":
+        assert "X-Forwarded-Proto" in text
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{running.url}/items", timeout=5)
+
+
+def scheme_htu(url: str, port: int) -> httpx.Response:
+    """A proof made for ``https://`` sent over plain HTTP with ``X-Forwarded-Proto:
+    https``: only a server that believed the header would compute the same ``htu``."""
+    at = token(jkt=jwk_thumbprint(DPOP_KEY))
+    proof = create_proof(DPOP_KEY, "GET", f"https://127.0.0.1:{port}/items", access_token=at)
+    headers = {"Authorization": f"DPoP {at}", "DPoP": proof, "X-Forwarded-Proto": "https"}
+    return httpx.get(url + "/items", headers=headers, timeout=10)
+
+
+@pytest.mark.parametrize("server", ["gunicorn-asgi", "gunicorn-uvicorn"])
+def test_gunicorn_defaults_refuse_rewritten_requests_when_startup_check_cannot_run(
+    servers: list[Running], tmp_path: Path, pki: LabPKI, server: str
+) -> None:
+    """A mounted app never sees lifespan: the per-request check compares the scope with
+    gunicorn's (or uvicorn's) transport and refuses a rewritten scheme or client."""
+    running = serve(servers, tmp_path, server, mode="mounted")
+    assert running.process.poll() is None, running.stderr()
+    assert scheme_htu(running.url, running.port).status_code == 500
+    stolen = spoof(f"{running.url}/items", pki)
+    # gunicorn's own worker never rewrites the client: the spoof is simply not believed.
+    assert stolen.status_code == (401 if server == "gunicorn-asgi" else 500)
+    assert running.handled() == []
+    plain = httpx.get(f"{running.url}/items", headers={"Authorization": f"Bearer {token()}"})
+    assert plain.status_code == 200
+    log = running.logged()
+    assert "scope['scheme'] is 'https' on a plain-text connection" in log
+    assert "--forwarded-allow-ips ''" in log
+
+
 @pytest.mark.parametrize(
     ("mode", "flags"),
     [
@@ -395,6 +519,8 @@ ALL_DEFAULTS = [
     pytest.param("uvicorn", "plain", id="uvicorn defaults"),
     pytest.param("hypercorn", "trust", id="hypercorn defaults"),
     pytest.param("granian", "trust", id="granian defaults"),
+    pytest.param("gunicorn-asgi", "plain", id="gunicorn -k asgi defaults"),
+    pytest.param("gunicorn-uvicorn", "plain", id="gunicorn -k UvicornWorker defaults"),
 ]
 
 

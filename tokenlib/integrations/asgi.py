@@ -15,17 +15,20 @@ chooses its own address and scheme). Whenever the trust decision matters
 from the scope) the middleware therefore:
 
 * refuses **start-up** (``lifespan.startup.failed``, the server exits) when it can see
-  that the server rewrites the peer (uvicorn's configuration, read at lifespan), and
+  that the server rewrites the peer or scheme (uvicorn's and gunicorn's configuration,
+  read at lifespan), and
 * refuses **every request** with HTTP 500 and an ERROR log naming the fix when it sees
-  that ``scope["client"]``/``scope["scheme"]`` differ from the connection (uvicorn's
-  transport; covers ``--lifespan off``, mounted apps and proxy-fix middleware placed
+  that ``scope["client"]``/``scope["scheme"]`` differ from the connection (uvicorn's or
+  gunicorn's transport; covers ``--lifespan off``, mounted apps and proxy-fix middleware placed
   outside this one), and
 * refuses both when a proxy-header middleware wraps it (hypercorn's
   ``ProxyFixMiddleware``, uvicorn's ``ProxyHeadersMiddleware`` applied by hand with
   trusted hosts; found on the awaiting call chain).
 
 Required server settings (see README): uvicorn ``--no-proxy-headers`` (or
-``--forwarded-allow-ips ''``; ``uvicorn.Config(proxy_headers=False)``); hypercorn and
+``--forwarded-allow-ips ''``; ``uvicorn.Config(proxy_headers=False)``); gunicorn, with its
+own ASGI worker (which sets ``scope["scheme"]`` from ``X-Forwarded-Proto`` for loopback
+peers by default) or ``UvicornWorker``, ``--forwarded-allow-ips ''``; hypercorn and
 granian need nothing (neither rewrites the peer by default) — do not wrap the app in
 ``hypercorn.middleware.ProxyFixMiddleware`` or granian's
 ``wrap_asgi_with_proxy_headers``. Behind a proxy, name it in ``trusted_proxies``.
@@ -123,7 +126,8 @@ _ALLOW_HEADERS: Final = "Authorization, DPoP, Content-Type"
 _CERT_HEADERS: Final = frozenset({"client-cert", "client-cert-chain"})
 _FIX: Final = (
     "run uvicorn with --no-proxy-headers (uvicorn.Config(proxy_headers=False)) or "
-    "--forwarded-allow-ips '' and name the proxies in DPoPMiddleware(trusted_proxies=...); "
+    "--forwarded-allow-ips '' (gunicorn, with its asgi worker or UvicornWorker: "
+    "--forwarded-allow-ips '') and name the proxies in DPoPMiddleware(trusted_proxies=...); "
     "do not wrap the app in a proxy-header middleware (hypercorn ProxyFixMiddleware, "
     "granian wrap_asgi_with_proxy_headers)"
 )
@@ -137,6 +141,9 @@ _MAX_CLOSURE_DEPTH: Final = 4
 _MAX_CLOSURE_ITEMS: Final = 64
 _PROXY_FIXES: Final = (("hypercorn/middleware/proxy_fix.py", "hypercorn's ProxyFixMiddleware"),)
 _UVICORN_PROXY_HEADERS: Final = "uvicorn/middleware/proxy_headers.py"
+_UVICORN: Final = ("uvicorn",)
+_GUNICORN: Final = ("gunicorn",)
+_SERVERS: Final = ("uvicorn", "gunicorn")
 _log = logging.getLogger(__name__)
 
 Unmatched = Literal["allow", "deny"]
@@ -230,9 +237,10 @@ def _allows_any(value: object) -> bool:
     return any(str(item).strip() for item in items)
 
 
-def _owner(receive: object, attribute: str) -> object | None:
-    """uvicorn's object behind this call (its lifespan handler or request cycle) that has
-    ``attribute`` (``config``/``transport``), or ``None`` under another server.
+def _owner(receive: object, attribute: str, packages: tuple[str, ...] = _UVICORN) -> object | None:
+    """The server's object behind this call (uvicorn's lifespan handler or request cycle;
+    with ``packages`` including gunicorn, its ASGI protocol or lifespan manager) that has
+    ``attribute`` (``config``/``transport``/``logger``), or ``None`` under another server.
 
     First the object ``receive`` is bound to, or one behind the callables a wrapping
     ``receive`` closes over (FastAPI's telemetry, Starlette middleware); then the
@@ -240,7 +248,7 @@ def _owner(receive: object, attribute: str) -> object | None:
     ``RequestResponseCycle.run_asgi`` are on that chain when nothing moved the app to
     another task.
     """
-    owner = _owner_in_closures(receive, attribute)
+    owner = _owner_in_closures(receive, attribute, packages)
     if owner is not None:
         return owner
     frame: FrameType | None = sys._getframe(1)
@@ -248,15 +256,18 @@ def _owner(receive: object, attribute: str) -> object | None:
         frame = frame.f_back if frame is not None else None
         if frame is None:
             return None
-        if "uvicorn" not in frame.f_code.co_filename:
+        filename = frame.f_code.co_filename
+        if not any(package in filename for package in packages):
             continue
         owner = frame.f_locals.get("self")
-        if _is_uvicorn(owner, attribute):
+        if _is_server(owner, attribute, packages):
             return owner
     return None
 
 
-def _owner_in_closures(receive: object, attribute: str) -> object | None:
+def _owner_in_closures(
+    receive: object, attribute: str, packages: tuple[str, ...] = _UVICORN
+) -> object | None:
     """uvicorn's object behind ``receive``: the object it is bound to, or — when a
     middleware wrapped it (Starlette's ``BaseHTTPMiddleware`` runs the inner app in
     another task, so the call chain does not reach uvicorn) — the one behind a callable
@@ -269,7 +280,7 @@ def _owner_in_closures(receive: object, attribute: str) -> object | None:
             continue
         seen.add(id(item))
         owner: object | None = getattr(item, "__self__", None)
-        if _is_uvicorn(owner, attribute):
+        if _is_server(owner, attribute, packages):
             return owner
         if depth >= _MAX_CLOSURE_DEPTH:
             continue
@@ -329,19 +340,42 @@ def _trusts_anyone(hosts: object) -> bool:
     )
 
 
-def _is_uvicorn(owner: object, attribute: str) -> bool:
+def _is_server(owner: object, attribute: str, packages: tuple[str, ...]) -> bool:
     return (
         owner is not None
-        and type(owner).__module__.startswith("uvicorn.")
+        and type(owner).__module__.startswith(tuple(f"{p}." for p in packages))
         and hasattr(owner, attribute)
     )
+
+
+def _gunicorn_rewrites_scheme(receive: object) -> str | None:
+    """Why gunicorn's own ASGI worker (``-k asgi``) would set ``scope["scheme"]`` from a
+    client's header, or ``None``. It honours ``secure_scheme_headers``
+    (``X-Forwarded-Proto: https`` and two others by default) from peers in
+    ``forwarded_allow_ips`` (``127.0.0.1,::1`` by default); the peer address itself is
+    never rewritten. Its settings are reached through the lifespan manager's logger."""
+    owner = _owner(receive, "logger", _GUNICORN)
+    cfg = getattr(getattr(owner, "logger", None), "cfg", None)
+    if cfg is None or not hasattr(cfg, "forwarded_allow_ips"):
+        return None
+    allowed = getattr(cfg, "forwarded_allow_ips", "127.0.0.1")
+    secure = getattr(cfg, "secure_scheme_headers", None)
+    if secure is None or (secure and _allows_any(allowed)):
+        return (
+            "gunicorn sets scope['scheme'] from X-Forwarded-Proto (secure_scheme_headers) "
+            f"for peers in forwarded_allow_ips={_printable(allowed)!r} (its default), so a "
+            "client on such a peer chooses the scheme a DPoP proof's htu is checked against"
+        )
+    return None
 
 
 def server_rewrites_peer(receive: object) -> str | None:
     """Why the server behind ``receive`` (a lifespan ``receive``) rewrites
     ``scope["client"]``/``scope["scheme"]`` from forwarded headers, or ``None`` if it
     does not (or cannot be told). Knows uvicorn's ``proxy_headers`` and
-    ``forwarded_allow_ips``; hypercorn and granian never rewrite on their own."""
+    ``forwarded_allow_ips`` (also under gunicorn's ``UvicornWorker``) and gunicorn's own
+    ASGI worker's ``secure_scheme_headers``; hypercorn and granian never rewrite on their
+    own."""
     config = getattr(_owner(receive, "config"), "config", None)
     if config is not None and hasattr(config, "proxy_headers"):
         allowed = getattr(config, "forwarded_allow_ips", "127.0.0.1")
@@ -351,6 +385,9 @@ def server_rewrites_peer(receive: object) -> str | None:
                 f"-Proto for peers in forwarded_allow_ips={_printable(allowed)!r} "
                 "(its default), so a client on such a peer could claim to be a trusted proxy"
             )
+    gunicorn = _gunicorn_rewrites_scheme(receive)
+    if gunicorn is not None:
+        return gunicorn
     wrapper = _proxy_fix_on_stack()
     if wrapper is not None:
         return (
@@ -364,12 +401,13 @@ def peer_rewritten(scope: Scope, receive: object) -> str | None:
     """Why ``scope["client"]``/``scope["scheme"]`` of this request cannot be trusted as the
     transport peer — the server or a proxy-fix middleware rewrote them from forwarded
     headers — or ``None``. Compares them with the connection itself where the server lets
-    us see it (uvicorn's request cycle holds the transport; found through ``receive`` or
-    the awaiting call chain); where there is no connection to compare with, a
-    proxy-header middleware on that chain (hypercorn's ``ProxyFixMiddleware``, uvicorn's
-    ``ProxyHeadersMiddleware`` trusting any peer) is enough. Call it from inside the
-    request's task (any framework's middleware or dependency)."""
-    transport = getattr(_owner(receive, "transport"), "transport", None)
+    us see it (uvicorn's request cycle and gunicorn's ASGI protocol hold the transport;
+    found through ``receive`` or the awaiting call chain); where there is no connection to
+    compare with, a proxy-header middleware on that chain (hypercorn's
+    ``ProxyFixMiddleware``, uvicorn's ``ProxyHeadersMiddleware`` trusting any peer) is
+    enough. Call it from inside the request's task (any framework's middleware or
+    dependency)."""
+    transport = getattr(_owner(receive, "transport", _SERVERS), "transport", None)
     get = getattr(transport, "get_extra_info", None)
     if get is None:
         # No connection to compare with: a proxy-header middleware around us is enough.
