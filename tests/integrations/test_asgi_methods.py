@@ -9,10 +9,12 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tokenlib.bearer import Issuer
 from tokenlib.dpop import create_proof
-from tokenlib.integrations._trust import TrustedProxies
+from tokenlib.integrations._trust import MAX_REMEMBERED_PEERS, TrustedProxies
 from tokenlib.integrations.asgi import (
     DPoPMiddleware,
     RouteScopes,
@@ -362,6 +364,38 @@ def test_trusted_proxies_value_type() -> None:
     assert TrustedProxies("10.0.0.5") == TrustedProxies(["10.0.0.5/32"])
 
 
+def test_trusted_proxies_remember_a_bounded_number_of_peers() -> None:
+    """A flood of distinct source addresses cannot grow the memo of answers past its
+    bound, and never changes an answer (the proxy is trusted before, during and after)."""
+    proxies = TrustedProxies(["10.0.0.5", "2001:db8::/32"])
+    assert "10.0.0.5" in proxies
+    for i in range(5 * MAX_REMEMBERED_PEERS):
+        peer = f"2001:db9::{i:x}" if i % 2 else f"198.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"
+        assert peer not in proxies
+        assert len(proxies._answers) <= MAX_REMEMBERED_PEERS
+        if i % 997 == 0:
+            assert "10.0.0.5" in proxies
+            assert f"2001:db8::{i:x}" in proxies
+    assert "10.0.0.5" in proxies
+    assert "::ffff:10.0.0.5" in proxies
+
+
+@given(
+    st.one_of(
+        st.ip_addresses().map(str),
+        st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
+        st.text(max_size=20),
+    )
+)
+def test_trusted_proxies_memo_gives_the_parsed_answer(peer: str) -> None:
+    proxies = TrustedProxies(["10.0.0.0/8", "2001:db8::/32", "::1"])
+    expected = peer in TrustedProxies(["10.0.0.0/8", "2001:db8::/32", "::1"])
+    assert (peer in proxies) is expected
+    assert (peer in proxies) is expected  # remembered
+    if expected:
+        assert peer in proxies._answers
+
+
 @pytest.mark.parametrize(
     "bad", ["*", "", "proxy.internal", "10.0.0.0/33", " 10.0.0.5", "1.2.3.4,5.6.7.8"]
 )
@@ -555,9 +589,6 @@ def test_blocking_store_never_holds_up_bearer_requests() -> None:
 
 
 # ------------------------------------------------------------------------ properties
-
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 @given(st.text())
