@@ -266,8 +266,9 @@ class MemoryReplayCache:
 
 
 def check_acceptance_window(store: object, needed: int, *, server: str) -> None:
-    """Refuse, at construction, a store whose state-loss protection is shorter than the
-    verifying policy's acceptance window (:attr:`tokenlib.dpop.DPoPPolicy.acceptance_window`).
+    """Refuse a store whose state-loss protection is shorter than the verifying policy's
+    acceptance window (:attr:`tokenlib.dpop.DPoPPolicy.acceptance_window`): when a server
+    is built (``ResourceServer``, ``TokenEndpoint``) or, for ``verify_proof``, per call.
 
     A store that can lose its entries (:class:`tokenlib.integrations.redis.RedisReplayCache`
     after a restart without persistence) declares ``acceptance_window``: for that long
