@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tokenlib._atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from tokenlib._atomic import atomic_file_set, atomic_path, atomic_write_bytes, atomic_write_text
 
 
 def _names(folder: Path) -> list[str]:
@@ -108,3 +108,53 @@ def test_accepts_str_paths(tmp_path: Path) -> None:
     target = atomic_write_text(str(tmp_path / "s.txt"), "ok")
     assert isinstance(target, Path)
     assert target.read_text() == "ok"
+
+
+def test_file_set_replaces_every_file_together(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("old a")
+    with atomic_file_set(tmp_path, mode=0o600) as stage:
+        first = stage("a.csv")
+        first.write_text("new a")
+        atomic_write_text(stage("b.csv"), "new b")  # another atomic writer onto a staged path
+        assert (tmp_path / "a.csv").read_text() == "old a"  # nothing replaced yet
+        assert first.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "a.csv").read_text() == "new a"
+    assert (tmp_path / "b.csv").read_text() == "new b"
+    assert _names(tmp_path) == ["a.csv", "b.csv"]
+
+
+def test_file_set_failing_midway_changes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "flows.csv").write_text("old flows")
+    (tmp_path / "services.csv").write_text("old services")
+
+    def write_set() -> None:
+        with atomic_file_set(tmp_path) as stage:
+            stage("flows.csv").write_text("new flows")
+            stage("services.csv").write_text("new serv")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_set()
+    assert (tmp_path / "flows.csv").read_text() == "old flows"
+    assert (tmp_path / "services.csv").read_text() == "old services"
+    assert _names(tmp_path) == ["flows.csv", "services.csv"]  # no temporary file left
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "sub/x.csv", "../x.csv", "/abs.csv"])
+def test_file_set_refuses_names_that_are_not_plain(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError, match="plain file name"), atomic_file_set(tmp_path) as stage:
+        stage(name)
+    assert _names(tmp_path) == []
+
+
+def test_file_set_refuses_a_name_staged_twice_and_creates_the_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "new" / "out"
+
+    def stage_twice() -> None:
+        with atomic_file_set(folder) as stage:
+            stage("a.csv").write_text("x")
+            stage("a.csv")
+
+    with pytest.raises(ValueError, match="staged twice"):
+        stage_twice()
+    assert _names(folder) == []

@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_file_set", "atomic_path", "atomic_write_bytes", "atomic_write_text"]
 
 
 @contextlib.contextmanager
@@ -60,3 +60,50 @@ def atomic_write_text(
 ) -> Path:
     """Write ``text`` to ``path`` atomically (``encoding``, newlines as given); return the path."""
     return atomic_write_bytes(path, text.encode(encoding), mode=mode)
+
+
+@contextlib.contextmanager
+def atomic_file_set(
+    folder: str | os.PathLike[str], *, mode: int = 0o644
+) -> Iterator[Callable[[str], Path]]:
+    """Write several files of ``folder`` as one change (an inventory's tables must match).
+
+    Yields ``stage(name) -> Path``: a temporary path beside ``folder/name``, already with
+    ``mode``, for the caller to write (by name or through another atomic writer). When
+    the block ends without error every staged file is fsynced and only then renamed onto
+    its name; if the block raises, every temporary file is removed and no file in
+    ``folder`` has changed. A failure while writing (disk full, a table that does not
+    render) therefore leaves the old set whole; only a crash during the renames
+    themselves could mix old and new files. ``folder`` is created if missing.
+    """
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    staged: dict[str, Path] = {}
+
+    def stage(name: str) -> Path:
+        if not name or Path(name).name != name or name in (".", ".."):
+            raise ValueError(f"a staged file needs a plain file name, got {name!r}")
+        if name in staged:
+            raise ValueError(f"{name!r} is staged twice")
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=target)
+        staged[name] = Path(tmp)
+        try:
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        return staged[name]
+
+    try:
+        yield stage
+        for tmp in staged.values():
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    except BaseException:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
+        raise
+    for name, tmp in staged.items():
+        os.replace(tmp, target / name)

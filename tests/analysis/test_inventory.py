@@ -124,6 +124,29 @@ def _assert_same(a: Inventory, b: Inventory) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_failed_write_leaves_the_previous_inventory_whole(
+    tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """flows, services, authorization servers and provenance are written as one set."""
+    import tokenlib.analysis.inventory as inventory_module
+    from tokenlib.analysis.provenance import synthetic_provenance
+
+    old = generate_inventory("bank", 200, seed=1)
+    write_inventory(old, tmp_path, fmt=fmt, provenance=synthetic_provenance(old.source))  # type: ignore[arg-type]
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert len(before) == 4
+
+    def disk_full(*args: object, **kwargs: object) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(inventory_module, "write_provenance", disk_full)
+    new = generate_inventory("saas", 300, seed=2)
+    with pytest.raises(OSError, match="No space left"):
+        write_inventory(new, tmp_path, fmt=fmt, provenance=synthetic_provenance(new.source))  # type: ignore[arg-type]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_round_trip(tmp_path: Path, fmt: str) -> None:
     inv = generate_inventory("bank", 300, seed=3)
     flows_path, _ = write_inventory(inv, tmp_path, fmt=fmt)  # type: ignore[arg-type]

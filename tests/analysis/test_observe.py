@@ -317,6 +317,28 @@ def test_resource_server_the_pipeline_cannot_carry_is_refused(tmp_path: Path) ->
     assert not (tmp_path / "out").exists()
 
 
+def test_a_failed_write_leaves_the_previous_files_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tokenlib.analysis.observe as observe_module
+
+    reg = _registrations(tmp_path, [("spa", "browser_spa", "orders-api", "dpop")])
+    log = _write(tmp_path / "a.log", [_envoy("spa")])
+    first = observe([log], format="envoy", registrations=reg)
+    out = tmp_path / "out"
+    write_observed(first, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    second = observe([_write(tmp_path / "b.log", [_envoy("other")] * 3)], format="envoy")
+
+    def disk_full(*args: object, **kwargs: object) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(observe_module, "write_provenance", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_observed(second, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_spreadsheet_formulas_are_neutralised(tmp_path: Path) -> None:
     reg = _registrations(tmp_path, [("spa", "browser_spa", "orders-api", "dpop")])
     log = _write(tmp_path / "a.log", [_envoy("=HYPERLINK(1)")])

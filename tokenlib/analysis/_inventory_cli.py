@@ -32,7 +32,7 @@ from tokenlib.analysis.inventory import (
     table_bytes,
     write_inventory,
 )
-from tokenlib.analysis.provenance import PROVENANCE_FILE, synthetic_provenance, write_provenance
+from tokenlib.analysis.provenance import PROVENANCE_FILE, synthetic_provenance
 
 __all__ = ["bundle_files", "main", "register"]
 
@@ -148,8 +148,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         return 2
     inv = generate_inventory(args.profile, args.flows, seed=args.seed)
     try:
-        flows, services = write_inventory(inv, out, fmt=args.format)
-        prov = write_provenance(synthetic_provenance(inv.source), out / PROVENANCE_FILE)
+        flows, services = write_inventory(
+            inv, out, fmt=args.format, provenance=synthetic_provenance(inv.source)
+        )
+        prov = out / PROVENANCE_FILE
     except OSError as exc:
         sys.stderr.write(f"error: cannot write the inventory to {out}: {exc.strerror or exc}\n")
         return 2

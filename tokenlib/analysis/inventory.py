@@ -37,6 +37,7 @@ from tokenlib.analysis import schema as S
 from tokenlib.analysis._synth import GENERATOR_VERSION, generate_frames
 from tokenlib.analysis._validate import Problem
 from tokenlib.analysis.profiles import PROFILES, Profile, get_profile
+from tokenlib.analysis.provenance import PROVENANCE_FILE, write_provenance
 
 __all__ = [
     "DEFAULT_FLOWS",
@@ -1678,27 +1679,30 @@ def write_inventory(
     out_dir: str | os.PathLike[str],
     *,
     fmt: Literal["csv", "parquet"] = "csv",
+    provenance: pd.DataFrame | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``flows.<fmt>``, ``services.<fmt>`` and ``authorization_servers.<fmt>`` into
-    ``out_dir``, each atomically; returns the paths of the flows and services files (the
-    authorization servers file is beside them, where :func:`load_inventory` finds it)."""
+    """Write ``flows.<fmt>``, ``services.<fmt>`` and ``authorization_servers.<fmt>`` (and
+    ``provenance.csv`` when given) into ``out_dir`` as one set: every table is rendered and
+    written before any file is replaced, so a failure leaves the old set whole
+    (:func:`tokenlib._atomic.atomic_file_set`). Returns the paths of the flows and services
+    files (the others are beside them, where :func:`load_inventory` finds them)."""
     if fmt not in ("csv", "parquet"):
         raise ValueError("fmt must be 'csv' or 'parquet'")
     out = Path(out_dir)
-    paths = (out / f"flows.{fmt}", out / f"services.{fmt}")
+    names = (f"flows.{fmt}", f"services.{fmt}", f"authorization_servers.{fmt}")
     frames = (inventory.flows, inventory.services, inventory.authorization_servers)
-    targets = (*paths, out / f"authorization_servers.{fmt}")
-    for frame, path in zip(frames, targets, strict=True):
-        if fmt == "csv":
-            data = table_bytes(frame)
-        elif fmt == "parquet":
-            buf = io.BytesIO()
-            frame.to_parquet(buf, index=False)
-            data = buf.getvalue()
-        else:
-            raise ValueError("fmt must be 'csv' or 'parquet'")
-        atomic_write_bytes(path, data)
-    return paths
+    with _atomic.atomic_file_set(out) as stage:
+        for frame, name in zip(frames, names, strict=True):
+            if fmt == "csv":
+                data = table_bytes(frame)
+            else:
+                buf = io.BytesIO()
+                frame.to_parquet(buf, index=False)
+                data = buf.getvalue()
+            stage(name).write_bytes(data)
+        if provenance is not None:
+            write_provenance(provenance, stage(PROVENANCE_FILE))
+    return out / names[0], out / names[1]
 
 
 # --- derived features -------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from tokenlib._atomic import atomic_file_set
 from tokenlib.analysis._csv import write_csv
 from tokenlib.analysis.inventory import Inventory, InventoryError, load_inventory
 from tokenlib.analysis.provenance import PROVENANCE_FILE, provenance_frame, write_provenance
@@ -445,20 +446,24 @@ def _tables(
 
 def write_observed(result: ObserveResult, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
     """Validate the observed inventory, then write ``flows.csv``, ``services.csv``,
-    ``discrepancies.csv`` and ``provenance.csv`` into ``out_dir`` (each atomically and
-    spreadsheet-safe). Raises :class:`ObserveError` (nothing written) if the observed tables
-    do not validate, e.g. a logged resource server name contains a path separator."""
+    ``discrepancies.csv`` and ``provenance.csv`` into ``out_dir`` (spreadsheet-safe, as one
+    set: a failure while writing leaves every file as it was). Raises :class:`ObserveError`
+    (nothing written) if the observed tables do not validate, e.g. a logged resource server
+    name contains a path separator."""
     try:
         result.inventory  # noqa: B018 - validation before anything is written
     except InventoryError as exc:
         raise ObserveError(f"the observed inventory does not validate:\n{exc}") from None
     out = Path(out_dir)
-    written = {
-        "flows": write_csv(result.flows, out / "flows.csv", lineterminator="\n"),
-        "services": write_csv(result.services, out / "services.csv", lineterminator="\n"),
-        "discrepancies": write_csv(
-            result.discrepancies, out / DISCREPANCIES_FILE, lineterminator="\n"
-        ),
-        "provenance": write_provenance(result.provenance, out / PROVENANCE_FILE),
+    names = {
+        "flows": "flows.csv",
+        "services": "services.csv",
+        "discrepancies": DISCREPANCIES_FILE,
+        "provenance": PROVENANCE_FILE,
     }
-    return written
+    with atomic_file_set(out) as stage:
+        write_csv(result.flows, stage(names["flows"]), lineterminator="\n")
+        write_csv(result.services, stage(names["services"]), lineterminator="\n")
+        write_csv(result.discrepancies, stage(names["discrepancies"]), lineterminator="\n")
+        write_provenance(result.provenance, stage(names["provenance"]))
+    return {key: out / name for key, name in names.items()}

@@ -272,3 +272,26 @@ def test_overlay_names_the_api_a_registration_does_not(tmp_path: Path) -> None:
     assert f.resource_server == "orders-api"
     assert prov(r, f.flow_id, "resource_server")[0] == "declared"
     assert list(r.inventory.services["service_id"]) == ["orders-api"]  # placeholder gone
+
+
+def test_a_failed_write_leaves_the_previous_import_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The five files are one inventory: if the last one cannot be written, none of the
+    earlier ones may already have been replaced (a new flows.csv beside an old
+    services.csv would load as a different inventory)."""
+    import tokenlib.analysis.importers as importers
+
+    out = tmp_path / "inv"
+    first = write_import(import_files("auth0", [sample("auth0/clients.json")]), out)
+    before = {name: path.read_bytes() for name, path in first.items()}
+    other = import_files("keycloak", [sample("keycloak/examples-realm.json")])
+
+    def disk_full(*args: object, **kwargs: object) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(importers, "write_provenance", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_import(other, out)
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)  # no temporary file left

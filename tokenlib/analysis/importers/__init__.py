@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tokenlib._atomic import atomic_file_set
 from tokenlib.analysis._csv import write_csv
 from tokenlib.analysis.importers import auth0 as auth0
 from tokenlib.analysis.importers import entra as entra
@@ -141,7 +142,8 @@ def write_import(result: ImportResult, out_dir: str | os.PathLike[str]) -> dict[
 
     Every file goes through the spreadsheet-safe CSV writer (values from an IdP export are
     attacker-controllable: a client named ``=HYPERLINK(...)`` is written as text) and is
-    replaced atomically; all tables are rendered before the first file is written.
+    replaced as one set (:func:`tokenlib._atomic.atomic_file_set`): if any table fails to
+    render or write, no file in ``out_dir`` has changed.
     """
     out = Path(out_dir)
     inv = result.inventory
@@ -151,9 +153,8 @@ def write_import(result: ImportResult, out_dir: str | os.PathLike[str]) -> dict[
         "authorization_servers.csv": _text_frame(inv.authorization_servers),
         "conflicts.csv": findings_frame(result.findings),
     }
-    written: dict[str, Path] = {}
-    out.mkdir(parents=True, exist_ok=True)
-    for name, frame in frames.items():
-        written[name] = write_csv(frame, out / name, lineterminator="\n")
-    written[PROVENANCE_FILE] = write_provenance(result.provenance, out / PROVENANCE_FILE)
-    return {name: written[name] for name in OUTPUT_FILES}
+    with atomic_file_set(out) as stage:
+        for name, frame in frames.items():
+            write_csv(frame, stage(name), lineterminator="\n")
+        write_provenance(result.provenance, stage(PROVENANCE_FILE))
+    return {name: out / name for name in OUTPUT_FILES}

@@ -76,7 +76,8 @@ def render_importers_md() -> str:
         "",
         f"Files, in order: {', '.join(f'`{f}`' for f in OUTPUT_FILES)}. All CSVs are written "
         "spreadsheet-safe (a text cell starting with `=`, `+`, `-` or `@` gets a leading `'`; "
-        "client names come from the export) and each file is replaced atomically.",
+        "client names come from the export) and the files are replaced as one set: if any "
+        "of them cannot be written, none of the previous files has changed.",
         "",
         "## Provenance",
         "",
