@@ -83,3 +83,52 @@ def test_platforms_federated_ci_and_lifetime_policy(tmp_path: Path) -> None:
     assert (c.client_kind, c.grant_type) == ("batch_job", "client_credentials")
     m = flow(r, "99999999-2222-3333-4444-555555555555")
     assert (m.client_kind, m.client_type) == ("mobile_app", "public")
+
+
+MI = "b1c8a9f0-5a3e-4d6f-9a53-4c1b0b7c2d11"  # orders-worker-identity (user-assigned)
+MI_BARE = "c4e7d2b6-0f9a-4e3b-8d21-7a5c9e1f3b42"  # vm-build-agent (no app role assignments)
+
+
+def test_managed_identities_are_service_clients_of_their_assigned_apis() -> None:
+    """Managed identities have no application object: before, they were dropped silently."""
+    r = import_files(
+        "entra",
+        [
+            sample(GET),
+            sample("entra/managed-identities.json"),
+            sample("entra/approleassignments.json"),  # one more role for the same identity
+        ],
+    )
+    f = flow(r, MI)
+    assert (f.client_kind, f.client_type, f.grant_type) == (
+        "service",
+        "confidential",
+        "client_credentials",
+    )
+    assert (f.actor, f.binding, f.refresh_token) == ("workload", "bearer", "none")
+    assert f.resource_server == GRAPH  # the resource's appId, found through its object id
+    assert f.scopes.split() == ["User.Read.All", "Mail.ReadWrite"]  # expanded + separate file
+    assert f.access_token_lifetime_s == 86400
+    source, detail = prov(r, f.flow_id, "access_token_lifetime_s")
+    assert source == "assumed"
+    assert "entra_mi_at" in detail
+    kind_source, kind_detail = prov(r, f.flow_id, "client_kind")
+    assert kind_source == "registered"
+    assert "ManagedIdentity" in kind_detail
+    assert "userAssignedIdentities/orders-worker-identity" in kind_detail
+    # Without app role assignments: a placeholder API and a note saying why.
+    bare = flow(r, MI_BARE)
+    assert bare.client_kind == "service"
+    assert bare.resource_server.endswith("unknown-api")
+    notes = [x for x in r.findings if x.id == MI_BARE]
+    assert any("Azure RBAC" in x.detail for x in notes)
+    # Microsoft Graph's own service principal (type Application, no app object) is no client.
+    assert all(x.client_id != GRAPH for x in r.inventory.flows.itertuples())
+
+
+def test_an_assignments_file_alone_is_read_not_refused() -> None:
+    """``GET …/servicePrincipals/{id}/appRoleAssignments`` bodies have no appId: before,
+    the file was refused as an application without appId."""
+    r = import_files("entra", [sample(SELECT), sample("entra/approleassignments.json")])
+    assert r.inventory.flows["client_id"].tolist()  # the applications still import
+    assert MI not in set(r.inventory.flows["client_id"])  # no identity object, no client

@@ -3,7 +3,9 @@ client records.
 
 Pass the response bodies of ``GET /v1.0/applications`` (ideally with
 ``$expand=federatedIdentityCredentials,tokenLifetimePolicies``) and optionally
-``GET /v1.0/servicePrincipals`` (to name the scopes and app roles an app requests). Graph list
+``GET /v1.0/servicePrincipals`` (to name the scopes and app roles an app requests; with
+``$expand=appRoleAssignments``, its managed identities become clients too) or
+``GET /v1.0/servicePrincipals/{id}/appRoleAssignments``. Graph list
 responses (``{"value": [...]}``), single objects and plain lists are accepted. Field names:
 learn.microsoft.com/graph/api/resources/application and …/federatedidentitycredential
 (``../shared/research/ecosystem-2026-12.md`` §3.5). Entra issues no RFC 9449 DPoP-bound or
@@ -49,6 +51,9 @@ SOURCE = "entra"
 DEFAULT_ACCESS_TOKEN_S = 4500
 SPA_REFRESH_TOKEN_S = 86400
 DEFAULT_REFRESH_TOKEN_S = 7776000
+#: Managed identity tokens: cached per resource for around 24 h (reference token_lifetimes
+#: entra_mi_at).
+MANAGED_IDENTITY_TOKEN_S = 86400
 
 #: Issuers of CI workload identities (federated identity credentials → batch_job).
 CI_ISSUERS = (
@@ -71,7 +76,9 @@ MAPPING: tuple[MappingRow, ...] = (
         "`isFallbackPublicClient` and none); web redirect URIs → `web_backend`; no redirect "
         "URIs: a federated credential from a CI issuer (GitHub Actions, GitLab, Azure DevOps, "
         "Terraform Cloud, CircleCI) → `batch_job`, else → `service` (daemon; skipped when the "
-        "export shows no credential and no requested API)",
+        "export shows no credential and no requested API). A service principal with "
+        "`servicePrincipalType` `ManagedIdentity` → `service` (a managed identity: no app "
+        "registration, no secret)",
     ),
     MappingRow(
         "client_type",
@@ -82,7 +89,8 @@ MAPPING: tuple[MappingRow, ...] = (
         "grant_type",
         "platform blocks",
         "`authorization_code` for redirect-URI apps, `device_code` for CLI apps, "
-        "`client_credentials` for daemons and CI jobs",
+        "`client_credentials` for daemons, CI jobs and managed identities (their tokens come "
+        "from the Azure identity endpoint)",
     ),
     MappingRow(
         "binding",
@@ -91,19 +99,25 @@ MAPPING: tuple[MappingRow, ...] = (
     ),
     MappingRow(
         "resource_server",
-        "`requiredResourceAccess[].resourceAppId`",
-        "one flow per requested resource (the resource's appId is the service id)",
+        "`requiredResourceAccess[].resourceAppId`; managed identities: "
+        "`appRoleAssignments[].resourceId`",
+        "one flow per requested (or, for a managed identity, assigned) resource; the "
+        "resource's appId is the service id (its object id when its service principal is not "
+        "in the files). Azure RBAC access (Key Vault, Storage) is not in Graph: a managed "
+        "identity without app role assignments gets the placeholder API",
     ),
     MappingRow(
         "scopes",
         "`requiredResourceAccess[].resourceAccess[] {id, type}`; resource service principal "
         "`oauth2PermissionScopes[]`, `appRoles[]`",
-        "scope / role names when the service principal is in the files, else the ids",
+        "scope / role names when the service principal is in the files, else the ids; "
+        "managed identities: `appRoleAssignments[].appRoleId` named the same way",
     ),
     MappingRow(
         "access_token_lifetime_s",
         "`tokenLifetimePolicies[].definition` (`AccessTokenLifetime`)",
-        "the policy value; else 4500 (mean of Entra's random 60-90 min, assumed)",
+        "the policy value; else 4500 (mean of Entra's random 60-90 min, assumed); managed "
+        "identities 86400 (tokens cached per resource for around 24 h, assumed)",
     ),
     MappingRow(
         "refresh_token",
@@ -157,6 +171,7 @@ def parse(files: Sequence[str | Path], *, as_id: str | None = None) -> Registrat
     """Read Microsoft Graph files into canonical records (see :data:`MAPPING`)."""
     apps: list[tuple[str, Mapping[str, Any]]] = []
     principals: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    assignments: list[tuple[str, Mapping[str, Any]]] = []
     regs_notes: list[Finding] = []
     for f in files:
         file = str(f)
@@ -165,6 +180,9 @@ def parse(files: Sequence[str | Path], *, as_id: str | None = None) -> Registrat
             if "servicePrincipalType" in obj or "appOwnerOrganizationId" in obj:
                 if text(obj.get("appId")):
                     principals[text(obj.get("appId"))] = (where, obj)
+                continue
+            if "appId" not in obj and {"principalId", "resourceId", "appRoleId"} <= obj.keys():
+                assignments.append((where, obj))  # GET …/servicePrincipals/{id}/appRoleAssignments
                 continue
             if "appId" not in obj and "issuer" in obj and "subject" in obj:
                 regs_notes.append(
@@ -198,6 +216,8 @@ def parse(files: Sequence[str | Path], *, as_id: str | None = None) -> Registrat
     )
     for where, app in apps:
         _app(regs, where, app, principals)
+    app_ids = {text(a.get("appId")).strip() for _, a in apps}
+    _managed_identities(regs, principals, assignments, app_ids)
     return regs
 
 
@@ -322,6 +342,105 @@ def _app(
             )
         )
     regs.clients.append(rec)
+
+
+def _managed_identities(
+    regs: Registrations,
+    principals: Mapping[str, tuple[str, Mapping[str, Any]]],
+    assignments: Sequence[tuple[str, Mapping[str, Any]]],
+    app_ids: set[str],
+) -> None:
+    """Managed identities (service principals of type ``ManagedIdentity``) as ``service``
+    clients, one flow per app role assignment (expanded on the principal or listed in a
+    separate ``appRoleAssignments`` file)."""
+    by_object = {text(sp.get("id")): (where, sp) for where, sp in principals.values()}
+    granted: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for where, sp in principals.values():
+        for j, item in enumerate(as_list(sp.get("appRoleAssignments"))):
+            if isinstance(item, dict):
+                owner = text(item.get("principalId")) or text(sp.get("id"))
+                granted.setdefault(owner, []).append((f"{where}.appRoleAssignments[{j}]", item))
+    for where, item in assignments:
+        granted.setdefault(text(item.get("principalId")), []).append((where, item))
+    identities = [
+        (where, sp)
+        for where, sp in principals.values()
+        if text(sp.get("servicePrincipalType")) == "ManagedIdentity"
+        and text(sp.get("appId")).strip() not in app_ids
+    ]
+    for where, sp in identities:
+        cid = text(sp.get("appId")).strip()
+        rule = f"entra {where}.servicePrincipalType ManagedIdentity"
+        names = [text(n) for n in as_list(sp.get("alternativeNames")) if text(n)]
+        resource = next((n for n in names if n.startswith("/subscriptions/")), "")
+        if resource:
+            rule += f" ({resource})"
+        rec = ClientRecord(cid, where)
+        rec.fields["client_id"] = registered(cid, f"entra {where}.appId")
+        rec.fields["client_kind"] = registered("service", rule)
+        rec.fields["grant_type"] = registered(
+            "client_credentials", rule + ": tokens from the Azure identity endpoint"
+        )
+        rec.fields["client_type"] = registered("confidential", rule + ": no client secret")
+        rec.fields["binding"] = registered(
+            Binding.BEARER,
+            "entra: no DPoP / certificate-bound token setting exists (ecosystem §2.2)",
+        )
+        rec.fields["access_token_lifetime_s"] = assumed(
+            MANAGED_IDENTITY_TOKEN_S,
+            "default: managed identity tokens are cached per resource for around 24 h and "
+            "cannot be refreshed early (reference token_lifetimes entra_mi_at)",
+        )
+        rec.fields["refresh_token"] = assumed(
+            "none", "default: a managed identity asks the identity endpoint again"
+        )
+        for at, item in granted.get(text(sp.get("id")), []):
+            target = by_object.get(text(item.get("resourceId")))
+            service = text(target[1].get("appId")) if target else ""
+            sid = safe_id(service or text(item.get("resourceId")) or "unknown-api")
+            role = text(item.get("appRoleId"))
+            scope = _names(target).get(role, role)
+            regs.service(sid)
+            rec.audiences.append(
+                Audience(
+                    sid,
+                    {
+                        "resource_server": registered(sid, f"entra {at}.resourceId"),
+                        "scopes": registered(scope, f"entra {at}.appRoleId"),
+                        "audience_restricted": registered(True, f"entra {at} (one resource)"),
+                    },
+                )
+            )
+        if not rec.audiences:
+            regs.findings.append(
+                Finding(
+                    "note",
+                    "flows",
+                    cid,
+                    "resource_server",
+                    "managed identity without app role assignments in the files: its Azure "
+                    "RBAC access (Key Vault, Storage, ...) is not in Microsoft Graph; export "
+                    "servicePrincipals with $expand=appRoleAssignments or declare its APIs in "
+                    "the overlay",
+                    where,
+                )
+            )
+        _merge_audiences(rec)
+        regs.clients.append(rec)
+
+
+def _merge_audiences(rec: ClientRecord) -> None:
+    """One audience per resource: the roles of several assignments to one API joined."""
+    merged: dict[str, Audience] = {}
+    for aud in rec.audiences:
+        first = merged.get(aud.service_id)
+        if first is None:
+            merged[aud.service_id] = aud
+            continue
+        old, new = first.fields["scopes"], aud.fields["scopes"]
+        roles = " ".join(dict.fromkeys(f"{old.value} {new.value}".split()))
+        first.fields["scopes"] = registered(roles, f"{old.detail}; {new.detail}")
+    rec.audiences[:] = list(merged.values())
 
 
 def _names(principal: tuple[str, Mapping[str, Any]] | None) -> dict[str, str]:
