@@ -27,6 +27,8 @@ from _devtools import DevTools
 from _report_run import built_report
 
 from tokenlib.analysis import report
+from tokenlib.analysis.report import _build as report_build
+from tokenlib.analysis.report import _site as report_site
 
 CHROMIUM = shutil.which("chromium") or next(
     (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.path.exists(p)), None
@@ -86,7 +88,7 @@ def test_bad_inventory_fails_fast_and_keeps_previous_report(
     def _no_notebooks(*_a: Any, **_k: Any) -> None:
         raise AssertionError("a notebook ran before the inventory was validated")
 
-    monkeypatch.setattr(report, "_execute_notebook", _no_notebooks)
+    monkeypatch.setattr(report_build, "_execute_notebook", _no_notebooks)
     source = bad.format(tmp=tmp_path)
     started = time.perf_counter()
     code = report.main(["--inventory", source, "--out", str(out), "--no-progress"])
@@ -145,7 +147,7 @@ def test_failing_notebook_keeps_previous_report(
     def _fail(src: Path, _dst: Path, _params: Any, **_kw: Any) -> None:
         raise report.NotebookExecutionError(f"{src.name}: cell 3 raised AssertionError: boom")
 
-    monkeypatch.setattr(report, "_execute_notebook", _fail)
+    monkeypatch.setattr(report_build, "_execute_notebook", _fail)
     code = report.main(["--out", str(out), "--no-progress", "--jobs", "1"])
     assert code == 1
     assert "cell 3 raised AssertionError: boom" in capsys.readouterr().err
@@ -160,7 +162,7 @@ def test_swap_in_replaces_previous_report(tmp_path: Path) -> None:
     new = tmp_path / "new"
     new.mkdir()
     (new / "index.html").write_text("new")
-    report._swap_in(new, out)
+    report_site._swap_in(new, out)
     assert sorted(p.name for p in out.iterdir()) == ["index.html"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
 
