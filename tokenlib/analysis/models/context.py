@@ -70,20 +70,35 @@ KEY_CHANNELS = (
 )
 
 _ADMIN_WORDS = ("admin", "manage", "root", "owner", "superuser", "*")
+#: Parts of compound names that grant control over identities or everything in a resource:
+#: Microsoft Graph's ``RoleManagement.ReadWrite.Directory``, ``AppRoleAssignment.ReadWrite.All``
+#: and ``Sites.FullControl.All``.
+_ADMIN_PARTS = ("admin", "rolemanagement", "approleassignment", "fullcontrol")
 _WRITE_WORDS = ("write", "create", "update", "delete", "modify", "post", "put", "transfer", "pay")
+#: Parts of compound names that change something (``Mail.ReadWrite``, ``Mail.Send``).
+_WRITE_PARTS = ("write", "send")
 
 
 def privilege_class(scopes: str) -> str:
     """``admin``, ``write`` or ``read``: the strongest privilege any scope of the list grants.
 
-    Scopes are space-separated (RFC 6749 §3.3). A scope naming administration (``admin``,
-    ``manage``, ``*``...) is ``admin``; one naming a change (``write``, ``delete``, ``pay``...)
-    is ``write``; everything else (``read``, ``openid``, ``profile``...) is ``read``.
+    Scopes are space-separated (RFC 6749 §3.3) and split further at ``:``, ``.`` and ``/``.
+    A word naming administration (``admin``, ``realm-admin``, ``manage``, ``manage-users``,
+    ``*``...) or control over identities (Graph's ``RoleManagement``/``AppRoleAssignment``
+    permissions, ``FullControl``) is ``admin``; one naming a change (``write``, ``delete``,
+    ``pay``..., or ``ReadWrite``/``Send`` inside a compound name) is ``write``; everything else
+    (``read``, ``openid``, ``User.Read.All``...) is ``read``.
     """
     words = str(scopes).lower().replace(":", " ").replace(".", " ").replace("/", " ").split()
-    if any(w in _ADMIN_WORDS or w.startswith("admin") for w in words):
+    if any(
+        w in _ADMIN_WORDS or w.startswith("manage") or any(p in w for p in _ADMIN_PARTS)
+        for w in words
+    ):
         return "admin"
-    if any(any(w.startswith(x) for x in _WRITE_WORDS) for w in words):
+    if any(
+        any(w.startswith(x) for x in _WRITE_WORDS) or any(p in w for p in _WRITE_PARTS)
+        for w in words
+    ):
         return "write"
     return "read"
 
