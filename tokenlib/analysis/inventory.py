@@ -938,6 +938,90 @@ def _derived_as_note(flows_file: str, n: int) -> str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Sides:
+    """The services and authorization-servers tables beside a flows source, read and parsed
+    (the same for the whole-file and the block-by-block loader)."""
+
+    svc_res: V.TableResult | None
+    as_res: V.TableResult | None
+    services_file: str
+    servers_file: str
+    services_in: int
+    servers_in: int
+    fatal: list[Problem]
+
+
+def _fatal(res: V.TableResult) -> list[Problem]:
+    """The problems of a table that stop the load at once (errors not tied to a row)."""
+    return [p for p in res.problems if p.row is None and p.severity == "error"]
+
+
+def _read_sides(
+    services: Source | None,
+    authorization_servers: Source | None,
+    flows_path: Path | None,
+    max_decompressed_bytes: int | None,
+    notes: list[str],
+) -> _Sides:
+    """Read and parse the services and authorization-servers tables (given, or the siblings
+    of ``flows_path``); their read notes go to ``notes``."""
+    raw_services, service_rows, services_file, more = _read_source(
+        services,
+        _sibling(flows_path, "services") if flows_path is not None else None,
+        "services",
+        "services",
+        max_decompressed_bytes,
+    )
+    notes.extend(more)
+    raw_servers, server_rows, servers_file, more = _read_source(
+        authorization_servers,
+        _sibling(flows_path, "authorization_servers") if flows_path is not None else None,
+        "authorization_servers",
+        "authorization_servers",
+        max_decompressed_bytes,
+    )
+    notes.extend(more)
+    fatal: list[Problem] = []
+    svc_res: V.TableResult | None = None
+    if raw_services is not None:
+        svc_res = V.parse_table(raw_services, S.SERVICES, file=services_file, rows=service_rows)
+        fatal += _fatal(svc_res)
+    as_res: V.TableResult | None = None
+    if raw_servers is not None:
+        as_res = V.parse_table(
+            raw_servers, S.AUTHORIZATION_SERVERS, file=servers_file, rows=server_rows
+        )
+        fatal += _fatal(as_res)
+    return _Sides(
+        svc_res,
+        as_res,
+        services_file,
+        servers_file,
+        len(raw_services) if raw_services is not None else 0,
+        len(raw_servers) if raw_servers is not None else 0,
+        fatal,
+    )
+
+
+def _services_table(
+    svc_res: V.TableResult | None, services_file: str, on_error: OnError, notes: list[str]
+) -> tuple[npt.NDArray[np.bool_], pd.DataFrame | None, dict[str, str] | None]:
+    """A given services table defaulted and checked: its bad rows, the frame the flows are
+    checked against (bad rows dropped with ``on_error="drop"``) and each service's
+    ``downstream`` (for the flows' defaults); all ``None`` when the services are derived."""
+    if svc_res is None:
+        return np.zeros(0, dtype=bool), None, None
+    V.fill_service_defaults(svc_res)
+    V.check_service_graph(svc_res, services_file)
+    svc_bad = _bad_rows(svc_res)
+    frame = svc_res.frame
+    if on_error == "drop" and svc_bad.any():
+        frame = _drop_services(frame, svc_bad, notes)
+    downstream = dict(zip(frame["service_id"], frame["downstream"], strict=True))
+    return svc_bad, frame, downstream
+
+
 def _read_source(
     given: Source | None,
     sibling: Path | None,
@@ -1019,37 +1103,14 @@ def load_inventory(
         notes.extend(more)
     label = "default" if str(source) == "default" and flows_path is not None else flows_file
 
-    raw_services, service_rows, services_file, more = _read_source(
-        services,
-        _sibling(flows_path, "services") if flows_path is not None else None,
-        "services",
-        "services",
-        max_decompressed_bytes,
-    )
-    notes.extend(more)
-    raw_servers, server_rows, servers_file, more = _read_source(
-        authorization_servers,
-        _sibling(flows_path, "authorization_servers") if flows_path is not None else None,
-        "authorization_servers",
-        "authorization_servers",
-        max_decompressed_bytes,
-    )
-    notes.extend(more)
+    sides = _read_sides(services, authorization_servers, flows_path, max_decompressed_bytes, notes)
+    svc_res, as_res = sides.svc_res, sides.as_res
+    services_file, servers_file = sides.services_file, sides.servers_file
 
     flows_res = V.parse_table(raw_flows, S.FLOWS, file=flows_file, rows=flow_rows)
     n_raw_flows = len(raw_flows)
     del raw_flows  # parsed: free the raw cells before validation allocates more
-    fatal = [p for p in flows_res.problems if p.row is None and p.severity == "error"]
-    svc_res: V.TableResult | None = None
-    if raw_services is not None:
-        svc_res = V.parse_table(raw_services, S.SERVICES, file=services_file, rows=service_rows)
-        fatal += [p for p in svc_res.problems if p.row is None and p.severity == "error"]
-    as_res: V.TableResult | None = None
-    if raw_servers is not None:
-        as_res = V.parse_table(
-            raw_servers, S.AUTHORIZATION_SERVERS, file=servers_file, rows=server_rows
-        )
-        fatal += [p for p in as_res.problems if p.row is None and p.severity == "error"]
+    fatal = _fatal(flows_res) + sides.fatal
 
     def all_problems() -> list[Problem]:
         return (
@@ -1061,20 +1122,7 @@ def load_inventory(
     if fatal:
         raise InventoryError(_sorted(all_problems()))
 
-    if svc_res is not None:
-        V.fill_service_defaults(svc_res)
-        V.check_service_graph(svc_res, services_file)
-        svc_bad = _bad_rows(svc_res)
-        services_frame = svc_res.frame
-        if on_error == "drop" and svc_bad.any():
-            services_frame = _drop_services(services_frame, svc_bad, notes)
-        downstream = dict(
-            zip(services_frame["service_id"], services_frame["downstream"], strict=True)
-        )
-    else:
-        svc_bad = np.zeros(0, dtype=bool)
-        services_frame = None
-        downstream = None
+    svc_bad, services_frame, downstream = _services_table(svc_res, services_file, on_error, notes)
 
     V.fill_flow_defaults(flows_res, downstream)
     V.apply_rules(flows_res, V.FLOW_RULES, flows_file)
@@ -1091,9 +1139,6 @@ def load_inventory(
             servers_invalid = {k: v[~as_bad] for k, v in servers_invalid.items()}
     if services_frame is None:
         services_frame = _derived_services(flows_res.frame, flows_file, notes)
-        services_in = 0
-    else:
-        services_in = len(raw_services) if raw_services is not None else 0
     V.check_references(
         flows_res, services_frame, flows_file, services_file, services_derived=svc_res is None
     )
@@ -1118,20 +1163,15 @@ def load_inventory(
         flow_unknown=flows_res.unknown,
         dropped_flow_rows=(tuple(flows_res.rows[flow_bad].tolist()) if on_error == "drop" else ()),
         services_frame=services_frame,
-        services_in=services_in,
-        svc_res=svc_res,
+        sides=sides,
         svc_bad=svc_bad,
         servers_frame=servers_frame,
-        raw_servers=raw_servers,
-        as_res=as_res,
         as_bad=as_bad,
         problems=problems,
         errors=errors,
         notes=notes,
         label=label,
         flows_file=flows_file,
-        services_file=services_file,
-        servers_file=servers_file,
         on_error=on_error,
     )
 
@@ -1329,20 +1369,11 @@ def _load_blocks_once(
     """
     flows_path = src.lines.path
     flows_file = str(flows_path)
-    raw_services, service_rows, services_file, more = _read_source(
-        services, _sibling(flows_path, "services"), "services", "services", max_decompressed_bytes
-    )
-    notes.extend(more)
-    raw_servers, server_rows, servers_file, more = _read_source(
-        authorization_servers,
-        _sibling(flows_path, "authorization_servers"),
-        "authorization_servers",
-        "authorization_servers",
-        max_decompressed_bytes,
-    )
-    notes.extend(more)
+    sides = _read_sides(services, authorization_servers, flows_path, max_decompressed_bytes, notes)
+    svc_res, as_res = sides.svc_res, sides.as_res
+    services_file, servers_file = sides.services_file, sides.servers_file
 
-    sink = _Sink(src.lines.kept - 1, track=raw_servers is not None)
+    sink = _Sink(src.lines.kept - 1, track=as_res is not None)
     # unique columns across blocks: the index confirms a hash match on the value in the sink
     seen = {
         c.name: V.UniqueIndex(functools.partial(sink.value_at, c.name))
@@ -1354,17 +1385,7 @@ def _load_blocks_once(
     raw, rows = next(frames)
     first = V.parse_table(raw, S.FLOWS, file=flows_file, rows=rows, seen=seen)
     del raw
-    fatal = [p for p in first.problems if p.row is None and p.severity == "error"]
-    svc_res: V.TableResult | None = None
-    if raw_services is not None:
-        svc_res = V.parse_table(raw_services, S.SERVICES, file=services_file, rows=service_rows)
-        fatal += [p for p in svc_res.problems if p.row is None and p.severity == "error"]
-    as_res: V.TableResult | None = None
-    if raw_servers is not None:
-        as_res = V.parse_table(
-            raw_servers, S.AUTHORIZATION_SERVERS, file=servers_file, rows=server_rows
-        )
-        fatal += [p for p in as_res.problems if p.row is None and p.severity == "error"]
+    fatal = _fatal(first) + sides.fatal
     flow_problems: list[Problem] = list(first.problems)
 
     def other_problems() -> list[Problem]:
@@ -1380,21 +1401,7 @@ def _load_blocks_once(
             sink.add(res)
         raise InventoryError(_sorted(flow_problems + other_problems()))
 
-    if svc_res is not None:
-        V.fill_service_defaults(svc_res)
-        V.check_service_graph(svc_res, services_file)
-        svc_bad = _bad_rows(svc_res)
-        services_frame: pd.DataFrame | None = svc_res.frame
-        if on_error == "drop" and svc_bad.any():
-            services_frame = _drop_services(svc_res.frame, svc_bad, notes)
-        assert services_frame is not None
-        downstream: dict[str, str] | None = dict(
-            zip(services_frame["service_id"], services_frame["downstream"], strict=True)
-        )
-    else:
-        svc_bad = np.zeros(0, dtype=bool)
-        services_frame = None
-        downstream = None
+    svc_bad, services_frame, downstream = _services_table(svc_res, services_file, on_error, notes)
 
     usage: V.ServerUsage = {}
     derived_pairs: list[pd.DataFrame] = []
@@ -1448,9 +1455,6 @@ def _load_blocks_once(
     if services_frame is None:
         pairs = pd.concat(derived_pairs, ignore_index=True)
         services_frame = _derived_services(pairs, flows_file, notes)
-        services_in = 0
-    else:
-        services_in = len(raw_services) if raw_services is not None else 0
     derived_pairs.clear()
     if servers_frame is not None:
         for b in range(len(sink.starts)):
@@ -1483,20 +1487,15 @@ def _load_blocks_once(
         flow_unknown=unknown,
         dropped_flow_rows=dropped,
         services_frame=services_frame,
-        services_in=services_in,
-        svc_res=svc_res,
+        sides=sides,
         svc_bad=svc_bad,
         servers_frame=servers_frame,
-        raw_servers=raw_servers,
-        as_res=as_res,
         as_bad=as_bad,
         problems=problems,
         errors=errors,
         notes=notes,
         label=label,
         flows_file=flows_file,
-        services_file=services_file,
-        servers_file=servers_file,
         on_error=on_error,
     )
 
@@ -1521,20 +1520,15 @@ def _assemble(
     flow_unknown: Sequence[Any],
     dropped_flow_rows: tuple[int, ...],
     services_frame: pd.DataFrame,
-    services_in: int,
-    svc_res: V.TableResult | None,
+    sides: _Sides,
     svc_bad: npt.NDArray[np.bool_],
     servers_frame: pd.DataFrame | None,
-    raw_servers: pd.DataFrame | None,
-    as_res: V.TableResult | None,
     as_bad: npt.NDArray[np.bool_],
     problems: tuple[Problem, ...],
     errors: Sequence[Problem],
     notes: list[str],
     label: str,
     flows_file: str,
-    services_file: str,
-    servers_file: str,
     on_error: OnError,
 ) -> Inventory:
     """The report and the :class:`Inventory` from the validated tables: one place for both the
@@ -1545,12 +1539,13 @@ def _assemble(
     else:
         typed_servers = _typed(servers_frame.reset_index(drop=True), S.AUTHORIZATION_SERVERS)
     drop = on_error == "drop"
+    svc_res, as_res = sides.svc_res, sides.as_res
     report = ValidationReport(
         source=label,
-        services_source=services_file,
+        services_source=sides.services_file,
         flows_in=flows_in,
         flows_out=len(typed_flows),
-        services_in=services_in,
+        services_in=sides.services_in,
         services_out=len(services_frame),
         problems=problems,
         dropped_flow_rows=dropped_flow_rows,
@@ -1572,8 +1567,8 @@ def _assemble(
         ),
         services_derived=svc_res is None,
         notes=tuple(notes),
-        authorization_servers_source=servers_file,
-        authorization_servers_in=len(raw_servers) if raw_servers is not None else 0,
+        authorization_servers_source=sides.servers_file,
+        authorization_servers_in=sides.servers_in,
         authorization_servers_out=len(typed_servers),
         dropped_authorization_server_rows=(
             tuple(as_res.rows[as_bad].tolist()) if drop and as_res else ()
