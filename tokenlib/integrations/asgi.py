@@ -343,7 +343,7 @@ def _trusts_anyone(hosts: object) -> bool:
 def _is_server(owner: object, attribute: str, packages: tuple[str, ...]) -> bool:
     return (
         owner is not None
-        and type(owner).__module__.startswith(tuple(f"{p}." for p in packages))
+        and type(owner).__module__.partition(".")[0] in packages
         and hasattr(owner, attribute)
     )
 
@@ -507,7 +507,7 @@ class DPoPMiddleware:
         self.public_paths = tuple(public_paths)
         self.cors_origins = frozenset(cors_origins)
         self.verify_in_thread = verify_in_thread
-        self._mode_memo: tuple[tuple[object, object, bool | None], VerifyMode] | None = None
+        self._mode_memo: tuple[object, object, bool | None, VerifyMode] | None = None
         self.forwarded: Forwarded = forwarded
         self.replay_timeout = float(replay_timeout)
         self.client_cert_source = client_cert_source
@@ -651,12 +651,21 @@ class DPoPMiddleware:
 
         Worked out once per (server, store, setting): the store's coroutine check is ~2 µs
         a request otherwise (py-spy, ``benchmarks/bench_asgi.py`` bearer row)."""
-        rs = self.resource_server
-        facts = (rs, rs.replay_cache, self.verify_in_thread)
+        rs, in_thread = self.resource_server, self.verify_in_thread
         memo = self._mode_memo
-        if memo is None or any(a is not b for a, b in zip(memo[0], facts, strict=True)):
-            memo = self._mode_memo = (facts, verify_mode(rs, in_thread=self.verify_in_thread))
-        return memo[1]
+        if (
+            memo is None
+            or memo[0] is not rs
+            or memo[1] is not rs.replay_cache
+            or (memo[2] is not in_thread)
+        ):
+            memo = self._mode_memo = (
+                rs,
+                rs.replay_cache,
+                in_thread,
+                verify_mode(rs, in_thread=in_thread),
+            )
+        return memo[3]
 
     async def _verify(self, scope: Scope, method: str, required: frozenset[str]) -> Grant:
         trusted = self._peer_trusted(scope)
