@@ -138,16 +138,16 @@ def run(args: argparse.Namespace) -> int:
         else:
             if token is None:
                 return _error("give the bound access token with --token or --token-file")
+            target = {
+                "token": token,
+                "key": args.key,
+                "cert": args.cert,
+                "cert_key": args.cert_key,
+                "method": args.method,
+                "binding": args.binding,
+            }
             if args.dry_run:
-                requests = plan(
-                    args.url,
-                    token=token,
-                    key=args.key,
-                    cert=args.cert,
-                    cert_key=args.cert_key,
-                    method=args.method,
-                    binding=args.binding,
-                )
+                requests = plan(args.url, **target)
                 for request in requests:
                     sys.stdout.write(f"[{request.check_id}]\n{request.describe(token)}\n\n")
                 sys.stdout.write(
@@ -157,12 +157,7 @@ def run(args: argparse.Namespace) -> int:
                 return EXIT_OK
             report = probe(
                 args.url,
-                token=token,
-                key=args.key,
-                cert=args.cert,
-                cert_key=args.cert_key,
-                method=args.method,
-                binding=args.binding,
+                **target,
                 verify=verify,
                 rate=args.rate,
                 timeout=args.timeout,
